@@ -1,0 +1,26 @@
+# Everything runs inside .venv, built from pyproject.toml on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test lint sandbox bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bot tests
+	$(VENV)/bin/ruff format --check bot tests
+
+sandbox: $(STAMP)
+	$(PY) -m bot sandbox
+
+clean:
+	rm -rf $(VENV) .pytest_cache

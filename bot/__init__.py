@@ -1,0 +1,1 @@
+"""Robo-call bot: place and follow Intron voicebot calls from Slack."""

@@ -1,0 +1,60 @@
+"""Run an ASGI app under uvicorn inside the current event loop, on a socket we bind.
+
+Binding the socket ourselves lets port 0 pick a free port and tells us which one,
+which the embedded sandbox and the tests need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to whoever owns the process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class RunningServer:
+    """A uvicorn server serving in a task of the current loop."""
+
+    server: uvicorn.Server
+    task: asyncio.Task
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+async def start_server(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+) -> RunningServer:
+    """Start serving `app` and return once it accepts connections."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on")
+    server = EmbeddedServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+            raise RuntimeError(f"server on {host}:{port} stopped while starting")
+        await asyncio.sleep(0.005)
+    return RunningServer(server, task, host, sock.getsockname()[1])

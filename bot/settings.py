@@ -1,0 +1,58 @@
+"""Configuration from environment variables (and a `.env` file), as fixed by DESIGN.md."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IdList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting the app reads. Names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Slack (contract)
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    # Intron (contract): no key means the built-in sandbox is the provider.
+    intron_api_key: SecretStr | None = None
+    intron_base_url: str = "https://voicebot.intron.health/voicebot/v1"
+
+    # Serving (contract)
+    public_url: str = "http://localhost:3000"
+    callback_token: SecretStr | None = None
+    database_path: str = "data/robocall.db"
+    host: str = "0.0.0.0"
+    port: int = 3000
+
+    # Who may do what (contract); empty means everyone.
+    allowed_user_ids: IdList = Field(default_factory=list)
+    allowed_channel_ids: IdList = Field(default_factory=list)
+    admin_user_ids: IdList = Field(default_factory=list)
+
+    # Ours, beyond the contract.
+    default_phone_region: str | None = None  # e.g. "NG": lets people omit +234
+    intron_calls_per_second: int = 5  # seed 000
+    intron_management_per_minute: int = 6  # seed 003
+    intron_management_per_hour: int = 60  # seed 003
+    intron_max_wait: float = 120.0  # longest a request waits for a rate-limit slot
+    sandbox_callback_delay: float = 2.0  # seconds before the sandbox reports results
+
+    @field_validator("allowed_user_ids", "allowed_channel_ids", "admin_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when no Intron key is configured, so no real call can be placed."""
+        return self.intron_api_key is None or not self.intron_api_key.get_secret_value()
