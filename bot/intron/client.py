@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M")
 
 RETRY_STATUSES = {429, 502, 503, 504}
-# A 502 or 504 comes from a gateway that may already have passed the request on;
-# only 429 and 503 say the request was not acted upon.
+# A 500 may come after the work was done, and a 502 or 504 from a gateway that
+# may already have passed the request on; only 429 and 503 say "not acted upon".
 NOT_ACTED_UPON_STATUSES = {429, 503}
 # These failures happen before any byte of the request leaves this machine.
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -78,7 +78,7 @@ class IntronClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not api_key:
+        if not api_key.strip():
             raise ValueError("IntronClient needs an API key (INTRON_API_KEY)")
         self.base_url = base_url.rstrip("/")
         self.endpoints = endpoints(paths or IntronPaths())
@@ -229,11 +229,16 @@ class IntronClient:
             else:
                 if response.is_success:
                     return _data(response)
+                status = response.status_code
+                if (
+                    not endpoint.resend_safe
+                    and status >= 500
+                    and status not in NOT_ACTED_UPON_STATUSES
+                ):
+                    raise _unknown(endpoint, f"HTTP {status}")
                 failure = _error_for(endpoint, response)
-                if response.status_code not in RETRY_STATUSES:
+                if status not in RETRY_STATUSES:
                     raise failure
-                if not endpoint.resend_safe and response.status_code not in NOT_ACTED_UPON_STATUSES:
-                    raise _unknown(endpoint, f"HTTP {response.status_code}") from None
                 retry_after = _retry_after(response)
                 if retry_after is not None:
                     limiter.pause(retry_after)

@@ -201,9 +201,17 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         )
         for endpoint in endpoints(state.config.paths).values()
     ]
+
+    async def read_state(request: Request) -> Response:
+        return JSONResponse(state.summary())
+
+    async def add_fault(request: Request) -> Response:
+        state.faults.append(Fault(**await request.json()))
+        return JSONResponse({"pending_faults": len(state.faults)})
+
     routes += [
-        Route("/_sandbox/state", lambda _: JSONResponse(state.summary()), methods=["GET"]),
-        Route("/_sandbox/faults", lambda r: _add_fault(r, state), methods=["POST"]),
+        Route("/_sandbox/state", read_state, methods=["GET"]),
+        Route("/_sandbox/faults", add_fault, methods=["POST"]),
     ]
 
     @asynccontextmanager
@@ -257,11 +265,6 @@ def _guarded(name: str, group: LimitGroup, handler: Handler, state: SandboxState
         return response
 
     return endpoint
-
-
-async def _add_fault(request: Request, state: SandboxState) -> Response:
-    state.faults.append(Fault(**await request.json()))
-    return JSONResponse({"pending_faults": len(state.faults)})
 
 
 def _describe(exc: ValidationError) -> str:
