@@ -68,19 +68,36 @@ def test_both_windows_apply() -> None:
     assert limiter.try_acquire() == pytest.approx(3600.0 - (clock.now - 1000.0))
 
 
+async def take(limiter: SlidingWindowLimiter) -> None:
+    limiter.release(await limiter.acquire())
+
+
 async def test_acquire_waits_and_refuses_too_long_waits() -> None:
     limiter = SlidingWindowLimiter([Window(2, 0.2)])
     start = time.monotonic()
-    await asyncio.gather(*(limiter.acquire() for _ in range(6)))  # 0, 0, .2, .2, .4, .4
+    await asyncio.gather(*(take(limiter) for _ in range(6)))  # 0, 0, .2, .2, .4, .4
     assert time.monotonic() - start >= 0.4
     with pytest.raises(TooLongWait) as caught:
         await limiter.acquire(max_wait=0.01)
     assert 0 < caught.value.wait <= 0.2
 
 
+async def test_a_slot_in_flight_blocks_and_counts_from_its_answer() -> None:
+    limiter = SlidingWindowLimiter([Window(1, 0.2)])
+    slot = await limiter.acquire()
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0.3)  # longer than the window: still blocked, the answer is not in
+    assert not waiter.done()
+    released_at = time.monotonic()
+    limiter.release(slot)
+    second = await waiter
+    assert time.monotonic() - released_at >= 0.2
+    limiter.release(second)
+
+
 async def test_pause_holds_everyone_back() -> None:
     limiter = SlidingWindowLimiter([Window(100, 1.0)])
     limiter.pause(0.15)
     start = time.monotonic()
-    await limiter.acquire()
+    await take(limiter)
     assert time.monotonic() - start >= 0.14

@@ -70,7 +70,7 @@ class IntronClient:
         paths: IntronPaths | None = None,
         call_windows: tuple[Window, ...] = DEFAULT_CALL_WINDOWS,
         management_windows: tuple[Window, ...] = DEFAULT_MANAGEMENT_WINDOWS,
-        limit_margin: float = 0.05,
+        limit_margin: float = 0.01,
         max_wait: float | None = 120.0,
         max_attempts: int = 4,
         backoff_base: float = 0.5,
@@ -204,16 +204,7 @@ class IntronClient:
         limiter = self.limiters[endpoint.group]
         for attempt in range(1, self.max_attempts + 1):
             try:
-                await limiter.acquire(self.max_wait)
-            except TooLongWait as exc:
-                raise RateLimitedError(
-                    f"{name}: Intron's {endpoint.group} limit is reached; "
-                    f"possible again in {exc.wait:.0f} s",
-                    operation=name,
-                    retry_after=exc.wait,
-                ) from None
-            try:
-                response = await self._http.request(endpoint.method, path, json=json, params=params)
+                response = await self._exchange(endpoint, path, json=json, params=params)
             except NOT_SENT_ERRORS as exc:
                 failure: IntronError = IntronConnectionError(
                     f"{name}: could not connect to Intron ({type(exc).__name__})", operation=name
@@ -261,6 +252,25 @@ class IntronClient:
             )
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def _exchange(
+        self, endpoint: Endpoint, path: str, *, json: Any, params: dict[str, Any] | None
+    ) -> httpx.Response:
+        """One HTTP exchange inside a rate-limit slot, which counts from when it ends."""
+        limiter = self.limiters[endpoint.group]
+        try:
+            slot = await limiter.acquire(self.max_wait)
+        except TooLongWait as exc:
+            raise RateLimitedError(
+                f"{endpoint.name}: Intron's {endpoint.group} limit is reached; "
+                f"possible again in {exc.wait:.0f} s",
+                operation=endpoint.name,
+                retry_after=exc.wait,
+            ) from None
+        try:
+            return await self._http.request(endpoint.method, path, json=json, params=params)
+        finally:
+            limiter.release(slot)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: between half and all of base·2^(attempt-1), capped."""
