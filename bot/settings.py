@@ -52,7 +52,27 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    def missing_for_slack(self) -> list[str]:
+        """Each required Slack setting that is not set, with where to find it."""
+        missing = []
+        if not _secret(self.slack_bot_token):
+            missing.append(
+                "SLACK_BOT_TOKEN: the Bot User OAuth Token (xoxb-…), on your Slack "
+                "app's page under OAuth & Permissions, after installing the app"
+            )
+        if not _secret(self.slack_app_token) and not _secret(self.slack_signing_secret):
+            missing.append(
+                "SLACK_SIGNING_SECRET: on your Slack app's page under Basic "
+                "Information → App Credentials (or set SLACK_APP_TOKEN, xapp-…, "
+                "to use Socket Mode instead)"
+            )
+        return missing
+
     @property
     def uses_sandbox(self) -> bool:
         """True when no Intron key is configured, so no real call can be placed."""
-        return self.intron_api_key is None or not self.intron_api_key.get_secret_value()
+        return not _secret(self.intron_api_key)
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value().strip() if value is not None else ""

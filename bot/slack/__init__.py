@@ -1,0 +1,1 @@
+"""The Slack adapter: slash command, modals and messages over the core service."""

@@ -1,0 +1,240 @@
+"""The HTTP app: Slack, Intron's callbacks and a health check in one Starlette app.
+
+Startup opens the store, the provider (the embedded sandbox when there is no
+INTRON_API_KEY) and the Slack client, then in the background refreshes the
+workflow cache and resumes any request a previous run left unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.background import Background
+from bot.intron.errors import IntronError
+from bot.intron.models import CompletionCallback, WorkflowCreate
+from bot.provider import Provider, open_provider
+from bot.service import CallbackOutcome, CallService
+from bot.settings import Settings
+from bot.slack.handlers import SlackContext, register
+from bot.slack.notifier import SlackNotifier
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_CALLBACK_BYTES = 1024 * 1024
+WORKFLOW_REFRESH_EVERY = 60.0  # seconds between staleness checks
+
+DEMO_WORKFLOW = WorkflowCreate(
+    name="Demo reminder",
+    description="Created by the robocall bot in the sandbox so there is something to try.",
+    message="Hello [name], this is a test call from Slack. Press 1 to confirm, 2 to cancel.",
+    include_reply=True,
+    response_options={"1": "Confirm", "2": "Cancel"},
+)
+
+
+@dataclass
+class Running:
+    """Everything the routes need once the app has started."""
+
+    settings: Settings
+    store: Store
+    provider: Provider
+    service: CallService
+    slack: AsyncSlackRequestHandler
+    background: Background
+    callback_token: str
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.settings.public_url.rstrip('/')}/callbacks/intron/{self.callback_token}"
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    """The Slack Web API client: waits out 429s (Retry-After) and retries 5xx and drops."""
+    assert settings.slack_bot_token is not None
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=3),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=10),
+            AsyncServerErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The whole app as ASGI; `app.state.running` is set while it runs."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            running = await _start(settings, stack)
+            app.state.running = running
+            try:
+                yield
+            finally:
+                app.state.running = None
+                await running.background.drain(grace=5.0)
+
+    app = Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/callbacks/intron/{token}", intron_callback, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.running = None
+    return app
+
+
+async def _start(settings: Settings, stack: AsyncExitStack) -> Running:
+    store = Store(settings.database_path)
+    stack.callback(store.close)
+    provider = await stack.enter_async_context(open_provider(settings))
+    service = CallService(store, provider.client, default_region=settings.default_phone_region)
+    client = slack_client(settings)
+    signing = settings.slack_signing_secret
+    bolt = AsyncApp(
+        client=client,
+        signing_secret=signing.get_secret_value() if signing else None,
+        request_verification_enabled=signing is not None,
+    )
+    background = Background()
+    register(bolt, SlackContext(service, settings, background, provider.is_sandbox))
+    service.observers.append(SlackNotifier(client, store, sandbox=provider.is_sandbox))
+    token_setting = settings.callback_token
+    running = Running(
+        settings,
+        store,
+        provider,
+        service,
+        AsyncSlackRequestHandler(bolt),
+        background,
+        store.callback_token(token_setting.get_secret_value() if token_setting else None),
+    )
+    if settings.slack_app_token is not None:
+        socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+        await socket_mode.connect_async()
+        stack.push_async_callback(socket_mode.close_async)
+    background.spawn(_warm_up(running), name="warm-up")
+    return running
+
+
+async def _warm_up(running: Running) -> None:
+    """Fill the workflow cache, give the sandbox a demo workflow, resume unfinished work."""
+    client = running.provider.client
+    try:
+        if running.provider.is_sandbox and not await client.list_workflows():
+            demo = DEMO_WORKFLOW.model_copy(update={"call_back_url": running.callback_url})
+            await client.create_workflow(demo)
+        await running.service.refresh_workflows()
+    except IntronError as exc:
+        log.warning("could not load workflows from Intron: %s", exc)
+    await running.service.resume()
+    running.background.spawn_loop(_keep_workflows_fresh(running.service), name="refresh")
+
+
+async def _keep_workflows_fresh(service: CallService) -> None:
+    while True:
+        await asyncio.sleep(WORKFLOW_REFRESH_EVERY)
+        if service.workflows_stale():
+            try:
+                await service.refresh_workflows()
+            except IntronError as exc:
+                log.warning("could not refresh workflows: %s", exc)
+
+
+def _running(request: Request) -> Running | None:
+    return request.app.state.running
+
+
+async def slack_events(request: Request) -> Response:
+    running = _running(request)
+    if running is None:
+        return JSONResponse({"error": "starting"}, status_code=503)
+    return await running.slack.handle(request)
+
+
+async def healthz(request: Request) -> Response:
+    running = _running(request)
+    if running is None:
+        return JSONResponse({"ok": False, "database": "not open"}, status_code=503)
+    running.store.db.execute("SELECT 1").fetchone()
+    return JSONResponse(
+        {
+            "ok": True,
+            "database": "open",
+            "provider": "sandbox" if running.provider.is_sandbox else "intron",
+        }
+    )
+
+
+async def intron_callback(request: Request) -> Response:
+    """Store a completion callback, answer 200, then tell Slack in the background."""
+    running = _running(request)
+    if running is None:
+        return JSONResponse({"error": "starting"}, status_code=503)
+    if not hmac.compare_digest(
+        request.path_params["token"].encode(), running.callback_token.encode()
+    ):
+        return JSONResponse({"error": "not found"}, status_code=404)
+    raw = await _read_limited(request)
+    if raw is None:
+        return JSONResponse(
+            {"error": f"body larger than {MAX_CALLBACK_BYTES} bytes"}, status_code=413
+        )
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return JSONResponse({"error": "body is not JSON"}, status_code=400)
+    try:
+        callback = CompletionCallback.model_validate(body)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+        return JSONResponse({"error": f"not a completion callback: {fields}"}, status_code=422)
+    outcome, record = running.service.record_callback(callback, raw.decode("utf-8", "replace"))
+    if outcome == CallbackOutcome.UNKNOWN_REQUEST:
+        return JSONResponse({"error": f"unknown request_id {callback.request_id}"}, status_code=404)
+    if outcome == CallbackOutcome.APPLIED and record is not None:
+        running.background.spawn(
+            running.service.announce_completed(record), name=f"announce {record.id}"
+        )
+    return JSONResponse({"ok": True, "outcome": str(outcome)})
+
+
+async def _read_limited(request: Request) -> bytes | None:
+    """The body, or None once it passes MAX_CALLBACK_BYTES (read no further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_CALLBACK_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_CALLBACK_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
