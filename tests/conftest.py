@@ -17,6 +17,9 @@ from bot.intron import IntronClient
 from bot.ratelimit import Window
 from bot.sandbox import SandboxConfig, SandboxState, create_sandbox_app
 from bot.serving import RunningServer, start_server
+from tests.support.fixtures import fake_slack
+
+__all__ = ["fake_slack"]  # a fixture, re-exported for every test module
 
 # Management limits wide enough for functional tests; the limit tests set their own.
 ROOMY = (Window(1000, 1.0),)
