@@ -88,7 +88,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
 async def handle_robocall_command(
     ctx: SlackContext, ack: AsyncAck, command: dict, client: AsyncWebClient
 ) -> None:
-    text = (command.get("text") or "").strip()
+    text = _unescape(command.get("text") or "").strip()
     word, _, rest = text.partition(" ")
     word = word.lower()
     if word == "":
@@ -264,6 +264,11 @@ async def handle_send_call_submission(
 
 async def _reply(ack: AsyncAck, message: views.Message) -> None:
     await ack(text=message.text, blocks=message.blocks)
+
+
+def _unescape(text: str) -> str:
+    """Slack escapes these three in command text; nothing else."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _notice(text: str) -> dict[str, Any]:
