@@ -9,11 +9,9 @@ is applied once; a failure is recorded in words a user can act on.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -52,8 +50,6 @@ class CallProvider(Protocol):
     """What the core needs from a provider (IntronClient has it)."""
 
     async def place_calls(self, request: CallRequest) -> str: ...
-
-    async def list_workflows(self) -> list[Workflow]: ...
 
 
 class Event(StrEnum):
@@ -99,30 +95,24 @@ class CallService:
         provider: CallProvider,
         *,
         default_region: str | None = None,
-        workflow_max_age: timedelta = timedelta(minutes=10),
     ) -> None:
         self.store = store
         self.provider = provider
         self.default_region = default_region
-        self.workflow_max_age = workflow_max_age
         self.observers: list[Observer] = []
-        self._refreshing: asyncio.Lock = asyncio.Lock()
 
     # ------------------------------------------------------------ workflows
-
-    def workflows(self) -> list[Workflow]:
-        """The cached workflows (hot paths never wait on Intron's 6/min quota)."""
-        return self.store.workflows()
 
     def find_workflow(self, ref: str) -> Workflow:
         """The cached workflow with this id, or this name (case-insensitive)."""
         wanted = ref.strip()
         if (by_id := self.store.workflow(wanted)) is not None:
             return by_id
-        matches = [w for w in self.workflows() if w.name.casefold() == wanted.casefold()]
+        workflows = self.store.workflows()
+        matches = [w for w in workflows if w.name.casefold() == wanted.casefold()]
         if len(matches) == 1:
             return matches[0]
-        known = ", ".join(w.name for w in self.workflows()) or "none yet"
+        known = ", ".join(w.name for w in workflows) or "none yet"
         if matches:
             message = (
                 f"workflow '{ref}' names {len(matches)} workflows; "
@@ -131,17 +121,6 @@ class CallService:
         else:
             message = f"workflow '{ref}' does not exist; known workflows: {known}"
         raise InvalidCallRequest([Problem("workflow", ref, message)])
-
-    def workflows_stale(self) -> bool:
-        fetched = self.store.workflows_fetched_at()
-        return fetched is None or datetime.now(UTC) - fetched > self.workflow_max_age
-
-    async def refresh_workflows(self) -> list[Workflow]:
-        """Fetch the workflow list from the provider into the cache (one request at a time)."""
-        async with self._refreshing:
-            workflows = await self.provider.list_workflows()
-            self.store.replace_workflows(workflows)
-            return workflows
 
     # ------------------------------------------------------------ requests
 

@@ -12,7 +12,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,7 @@ class Store:
             );
             CREATE INDEX IF NOT EXISTS requests_status ON requests (status);
             CREATE INDEX IF NOT EXISTS requests_created ON requests (created_at);
+            CREATE INDEX IF NOT EXISTS requests_workflow ON requests (workflow_id, created_at);
             CREATE TABLE IF NOT EXISTS calls (
                 request_id TEXT NOT NULL REFERENCES requests(id), position INTEGER NOT NULL,
                 phone_number TEXT NOT NULL, variables TEXT NOT NULL,
@@ -135,6 +136,9 @@ class Store:
             CREATE TABLE IF NOT EXISTS slack_messages (
                 request_id TEXT PRIMARY KEY REFERENCES requests(id), channel TEXT NOT NULL,
                 ts TEXT, results_posted INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE TABLE IF NOT EXISTS home_viewers (
+                user_id TEXT PRIMARY KEY, opened_at TEXT NOT NULL, can_manage INTEGER NOT NULL
             );
             CREATE TABLE IF NOT EXISTS audit (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
@@ -195,6 +199,10 @@ class Store:
         row = self.db.execute("SELECT data FROM workflows WHERE id = ?", [workflow_id]).fetchone()
         return Workflow.model_validate_json(row[0]) if row else None
 
+    def delete_workflow(self, workflow_id: str) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM workflows WHERE id = ?", [workflow_id])
+
     def workflows_fetched_at(self) -> datetime | None:
         value = self.meta("workflows_fetched_at")
         return datetime.fromisoformat(value) if value else None
@@ -237,6 +245,13 @@ class Store:
 
     def recent_requests(self, limit: int = 10) -> list[RequestRecord]:
         rows = self.db.query("SELECT * FROM requests ORDER BY created_at DESC LIMIT ?", [limit])
+        return [_request(row) for row in rows]
+
+    def requests_for_workflow(self, workflow_id: str, limit: int = 20) -> list[RequestRecord]:
+        rows = self.db.query(
+            "SELECT * FROM requests WHERE workflow_id = ? ORDER BY created_at DESC LIMIT ?",
+            [workflow_id, limit],
+        )
         return [_request(row) for row in rows]
 
     def call_request_body(self, request_id: str) -> dict[str, Any]:
@@ -348,6 +363,26 @@ class Store:
                 "VALUES (?, ?, ?, ?)",
                 [message.request_id, message.channel, message.ts, int(message.results_posted)],
             )
+
+    # ------------------------------------------------------------ Home tab viewers
+
+    def touch_home_viewer(self, user_id: str, can_manage: bool) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "INSERT OR REPLACE INTO home_viewers (user_id, opened_at, can_manage) "
+                "VALUES (?, ?, ?)",
+                [user_id, now_iso(), int(can_manage)],
+            )
+
+    def home_viewers(self, within_hours: int, limit: int) -> list[tuple[str, bool]]:
+        """Users who opened the Home tab recently, most recent first."""
+        since = (datetime.now(UTC) - timedelta(hours=within_hours)).isoformat()
+        rows = self.db.execute(
+            "SELECT user_id, can_manage FROM home_viewers WHERE opened_at >= ? "
+            "ORDER BY opened_at DESC LIMIT ?",
+            [since, limit],
+        ).fetchall()
+        return [(user_id, bool(can_manage)) for user_id, can_manage in rows]
 
     # ------------------------------------------------------------ audit
 

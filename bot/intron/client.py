@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import random
 import time
 from typing import Any, TypeVar
@@ -100,6 +101,16 @@ class IntronClient:
             # back as "outcome unknown" for no reason.
             limits=httpx.Limits(keepalive_expiry=2.0),
         )
+
+    def wait_time(self, group: LimitGroup) -> float:
+        """Seconds before a request of `group` could be sent without waiting on our limiter.
+
+        While the request that decides it is still in flight the exact wait is not
+        known; the longest window is then a safe upper bound.
+        """
+        limiter = self.limiters[group]
+        wait = limiter.wait_time()
+        return max(w.seconds for w in limiter.windows) if math.isinf(wait) else wait
 
     def __repr__(self) -> str:  # never show the key
         return f"IntronClient(base_url={self.base_url!r})"
