@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     allowed_user_ids: IdList = Field(default_factory=list)
     allowed_channel_ids: IdList = Field(default_factory=list)
     admin_user_ids: IdList = Field(default_factory=list)
+    admin_usergroup_id: str | None = None  # members of this Slack user group are admins too
 
     # Ours, beyond the contract.
     default_phone_region: str | None = None  # e.g. "NG": lets people omit +234

@@ -36,9 +36,12 @@ from bot.intron.models import CompletionCallback, WorkflowCreate
 from bot.provider import Provider, open_provider
 from bot.service import CallbackOutcome, CallService
 from bot.settings import Settings
-from bot.slack.handlers import SlackContext, register
+from bot.slack.context import SlackContext
+from bot.slack.handlers import register
+from bot.slack.home import HomeUpdater
 from bot.slack.notifier import SlackNotifier
 from bot.store import Store
+from bot.workflows import WorkflowService
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class Running:
     store: Store
     provider: Provider
     service: CallService
+    workflows: WorkflowService
     slack: AsyncSlackRequestHandler
     background: Background
     callback_token: str
@@ -115,7 +119,11 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Running:
     store = Store(settings.database_path)
     stack.callback(store.close)
     provider = await stack.enter_async_context(open_provider(settings))
+    token_setting = settings.callback_token
+    token = store.callback_token(token_setting.get_secret_value() if token_setting else None)
+    callback_url = f"{settings.public_url.rstrip('/')}/callbacks/intron/{token}"
     service = CallService(store, provider.client, default_region=settings.default_phone_region)
+    workflows = WorkflowService(store, provider.client, callback_url)
     client = slack_client(settings)
     signing = settings.slack_signing_secret
     bolt = AsyncApp(
@@ -124,17 +132,20 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Running:
         request_verification_enabled=signing is not None,
     )
     background = Background()
-    register(bolt, SlackContext(service, settings, background, provider.is_sandbox))
+    register(bolt, SlackContext(service, workflows, settings, background, provider.is_sandbox))
     service.observers.append(SlackNotifier(client, store, sandbox=provider.is_sandbox))
-    token_setting = settings.callback_token
+    service.observers.append(
+        HomeUpdater(client, store, workflows, sandbox=provider.is_sandbox, spawn=background.spawn)
+    )
     running = Running(
         settings,
         store,
         provider,
         service,
+        workflows,
         AsyncSlackRequestHandler(bolt),
         background,
-        store.callback_token(token_setting.get_secret_value() if token_setting else None),
+        token,
     )
     if settings.slack_app_token is not None:
         socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
@@ -151,19 +162,19 @@ async def _warm_up(running: Running) -> None:
         if running.provider.is_sandbox and not await client.list_workflows():
             demo = DEMO_WORKFLOW.model_copy(update={"call_back_url": running.callback_url})
             await client.create_workflow(demo)
-        await running.service.refresh_workflows()
+        await running.workflows.refresh()
     except IntronError as exc:
         log.warning("could not load workflows from Intron: %s", exc)
     await running.service.resume()
-    running.background.spawn_loop(_keep_workflows_fresh(running.service), name="refresh")
+    running.background.spawn_loop(_keep_workflows_fresh(running.workflows), name="refresh")
 
 
-async def _keep_workflows_fresh(service: CallService) -> None:
+async def _keep_workflows_fresh(workflows: WorkflowService) -> None:
     while True:
         await asyncio.sleep(WORKFLOW_REFRESH_EVERY)
-        if service.workflows_stale():
+        if workflows.stale():
             try:
-                await service.refresh_workflows()
+                await workflows.refresh()
             except IntronError as exc:
                 log.warning("could not refresh workflows: %s", exc)
 

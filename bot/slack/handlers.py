@@ -11,51 +11,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.background import Background
 from bot.intron.validation import InvalidCallRequest, Problem
 from bot.recipients import RecipientLine, RecipientsError, parse_call_command, parse_recipient_lines
-from bot.service import CallOrder, CallService
-from bot.settings import Settings
+from bot.service import CallOrder
 from bot.slack import views
+from bot.slack.context import SlackContext
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
+from bot.slack.workflow_handlers import register_workflow_handlers, workflows_message
 from bot.voices import UnknownVoiceError, Voice, parse_voice
 
 log = logging.getLogger(__name__)
 
-FIELD_BLOCKS = {"workflow": BlockId.WORKFLOW, "voice": BlockId.VOICE}
-
-
-@dataclass
-class SlackContext:
-    """What the handlers need: the core, settings, and where to run work after the ack."""
-
-    service: CallService
-    settings: Settings
-    background: Background
-    sandbox: bool
-
-    def refusal(self, user_id: str, channel_id: str | None) -> str | None:
-        """Why this user may not place calls from this channel, or None if they may."""
-        allowed_users = self.settings.allowed_user_ids
-        allowed_channels = self.settings.allowed_channel_ids
-        if allowed_users and user_id not in allowed_users:
-            return (
-                "You are not on the list of people who may place calls "
-                "(ALLOWED_USER_IDS); ask an admin to add you. Nothing was sent."
-            )
-        if allowed_channels and channel_id not in allowed_channels:
-            listed = ", ".join(f"<#{c}>" for c in allowed_channels)
-            return (
-                f"Calls may not be placed from <#{channel_id}>; use one of {listed} "
-                "(ALLOWED_CHANNEL_IDS). Nothing was sent."
-            )
-        return None
+FIELD_BLOCKS: dict[str, str] = {"workflow": BlockId.WORKFLOW, "voice": BlockId.VOICE}
 
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
@@ -76,6 +48,8 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     @app.action(ActionId.VOICE_SELECT)
     async def on_voice_select(ack: AsyncAck) -> None:
         await ack()
+
+    register_workflow_handlers(app, ctx)
 
     @app.error
     async def on_error(error: Exception, body: dict) -> None:
@@ -98,7 +72,7 @@ async def handle_robocall_command(
     elif word == "voices":
         await _reply(ack, views.voices_message(ctx.sandbox))
     elif word == "workflows":
-        await _reply(ack, views.workflows_message(ctx.service.workflows(), ctx.sandbox))
+        await _reply(ack, await workflows_message(ctx, client, command["user_id"]))
     elif word == "status":
         await handle_status_command(ctx, ack, rest)
     elif word == "call":
@@ -122,7 +96,7 @@ async def handle_open_send_modal(
         return
     await ack()
     context = views.ModalContext(user_id=command["user_id"], channel_id=command.get("channel_id"))
-    modal = views.send_call_modal(ctx.service.workflows(), context, sandbox=ctx.sandbox)
+    modal = views.send_call_modal(ctx.workflows.cached(), context, sandbox=ctx.sandbox)
     await client.views_open(trigger_id=command["trigger_id"], view=modal)
 
 
@@ -202,10 +176,10 @@ async def handle_workflow_select(
     await ack()
     view = body["view"]
     chosen = body["actions"][0]["selected_option"]["value"]
-    workflow = ctx.service.store.workflow(chosen)
+    workflow = ctx.workflows.get(chosen)
     context = views.ModalContext.model_validate_json(view["private_metadata"])
     modal = views.send_call_modal(
-        ctx.service.workflows(), context, selected=workflow, sandbox=ctx.sandbox
+        ctx.workflows.cached(), context, selected=workflow, sandbox=ctx.sandbox
     )
     await client.views_update(view_id=view["id"], hash=view["hash"], view=modal)
 

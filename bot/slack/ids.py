@@ -7,22 +7,67 @@ from enum import StrEnum
 
 class CallbackId(StrEnum):
     SEND_CALL = "send_call"
+    WORKFLOW_EDIT = "workflow_edit"
+    WORKFLOW_DELETE = "workflow_delete"
+    WORKFLOW_VIEW = "workflow_view"
+    WORKFLOW_CALLS = "workflow_calls"
+    WORKFLOW_DONE = "workflow_done"
 
 
 class BlockId(StrEnum):
     SANDBOX_NOTICE = "sandbox_notice"
+    # Send modal
     WORKFLOW = "workflow"
     WORKFLOW_INFO = "workflow_info"
     VOICE = "voice"
     RECIPIENTS = "recipients"
     CHANNEL = "channel"
+    # Workflow modal
+    WF_NAME = "wf_name"
+    WF_DESCRIPTION = "wf_description"
+    WF_TYPE = "wf_type"
+    WF_MESSAGE = "wf_message"
+    WF_COUNT = "wf_count"
+    WF_REPLY = "wf_reply"
+    WF_OPTIONS = "wf_options"
+    # Calls modal
+    CALLS_BATCH = "calls_batch"
+    CALLS_STATUS = "calls_status"
+    CALLS_PHONE = "calls_phone"
+    CALLS_RESULTS = "calls_results"
 
 
 class ActionId(StrEnum):
+    # Send modal
     WORKFLOW_SELECT = "workflow_select"
     VOICE_SELECT = "voice_select"
     RECIPIENTS_INPUT = "recipients_input"
     CHANNEL_SELECT = "channel_select"
+    # Workflow modal inputs
+    WF_NAME_INPUT = "wf_name_input"
+    WF_DESCRIPTION_INPUT = "wf_description_input"
+    WF_TYPE_SELECT = "wf_type_select"
+    WF_MESSAGE_INPUT = "wf_message_input"
+    WF_REPLY_TOGGLE = "wf_reply_toggle"
+    WF_OPTIONS_INPUT = "wf_options_input"
+    # Buttons on workflow lists (message and Home tab)
+    WORKFLOW_NEW = "workflow_new"
+    WORKFLOW_SEND = "workflow_send"
+    WORKFLOW_VIEW = "workflow_view"
+    WORKFLOW_EDIT = "workflow_edit"
+    WORKFLOW_DELETE = "workflow_delete"
+    WORKFLOW_FIX_CALLBACK = "workflow_fix_callback"
+    WORKFLOWS_REFRESH = "workflows_refresh"
+    WORKFLOWS_PAGE = "workflows_page"
+    WORKFLOW_CALLS = "workflow_calls"
+    # Calls modal
+    CALLS_BATCH_INPUT = "calls_batch_input"
+    CALLS_STATUS_SELECT = "calls_status_select"
+    CALLS_PHONE_INPUT = "calls_phone_input"
+    CALLS_PAGE = "calls_page"
+    # Home tab
+    HOME_SEND = "home_send"
 
 
 DEFAULT_VOICE = "default"
+ANY_STATUS = "any"

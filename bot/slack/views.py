@@ -246,25 +246,6 @@ def voices_message(sandbox: bool) -> Message:
     )
 
 
-def workflows_message(workflows: Sequence[Workflow], sandbox: bool) -> Message:
-    if not workflows:
-        body = "There are no workflows yet."
-    else:
-        body = "\n".join(
-            f"• *{w.name}* (`{w.id}`) — {w.workflow_type.lower()}, "
-            f"{'keypad reply' if w.include_reply else 'no reply'}, needs "
-            f"{', '.join(f'`[{v}]`' for v in w.variables) or 'no variables'}"
-            for w in workflows[:45]
-        )
-    return _message(
-        "Workflows",
-        [
-            *_sandbox_blocks(sandbox),
-            SectionBlock(text=MarkdownTextObject(text=_clip("*Workflows*\n" + body, 3000))),
-        ],
-    )
-
-
 def problems_message(title: str, problems: Sequence[str], sandbox: bool) -> Message:
     """A refusal: what is wrong, one line per problem; nothing was sent."""
     shown = [f"• {p}" for p in problems[:15]]
