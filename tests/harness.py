@@ -98,7 +98,7 @@ class Harness:
             created = await client.create_workflow(
                 workflow.model_copy(update={"call_back_url": self.callback_url})
             )
-        await self.running.service.refresh_workflows()
+        await self.running.workflows.refresh()
         return created
 
     async def wait_until(self, predicate, timeout: float = 5.0) -> Any:

@@ -490,7 +490,7 @@ async def test_without_an_intron_key_every_message_says_sandbox(
     await app.start()
     try:
         assert app.running.provider.is_sandbox
-        [demo] = app.running.service.workflows()
+        [demo] = app.running.workflows.cached()
         assert demo.name == "Demo reminder" and demo.call_back_url == app.callback_url
         assert "Sandbox" in body_text(await command(app, "help"))
         answer = body_text(await command(app, f"call {demo.id} {NUMBER.format(1)} name=Ada"))
