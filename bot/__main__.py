@@ -8,6 +8,7 @@ import sys
 
 import uvicorn
 
+from bot import logsafety
 from bot.sandbox import SandboxConfig, create_sandbox_app
 from bot.settings import Settings
 
@@ -46,6 +47,17 @@ def serve() -> None:
     from bot.web import create_app  # slack_bolt is only needed here
 
     settings = Settings()
+    logsafety.install(
+        secret.get_secret_value()
+        for secret in (
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.intron_api_key,
+            settings.callback_token,
+        )
+        if secret is not None
+    )
     if missing := settings.missing_for_slack():
         lines = "\n".join(f"  - {item}" for item in missing)
         sys.exit(f"Cannot start: these settings are missing:\n{lines}\n{SETUP_HINT}")

@@ -1,0 +1,52 @@
+"""Keep secrets and phone numbers out of logs, whatever a log line happens to contain.
+
+A filter on every handler of the root logger rewrites each record before it is
+written: Slack tokens, configured secrets and E.164 numbers are replaced, in
+the message and in any traceback. Code should not log such things in the first
+place; this is the net under it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+from bot import phones
+
+SLACK_TOKEN = re.compile(r"\bx(?:ox[abposr]|app)-[A-Za-z0-9-]+")
+PHONE = re.compile(r"\+\d[\d ]{6,18}\d")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with secrets and Slack tokens replaced and phone numbers masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = SLACK_TOKEN.sub("[slack-token]", text)
+    return PHONE.sub(lambda m: phones.mask(m.group(0).replace(" ", "")), text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites records so that what `redact` removes never reaches a handler."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 6]
+        self._formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self.secrets)
+        record.args = None
+        if record.exc_info:
+            record.exc_text = redact(self._formatter.formatException(record.exc_info), self.secrets)
+            record.exc_info = None
+        return True
+
+
+def install(secrets: Iterable[str] = ()) -> RedactingFilter:
+    """Attach the filter to every handler of the root logger."""
+    flt = RedactingFilter(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(flt)
+    return flt
