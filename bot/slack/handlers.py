@@ -10,9 +10,10 @@ after the ack, in the background.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -50,6 +51,14 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         await ack()
 
     register_workflow_handlers(app, ctx)
+
+    @app.middleware
+    async def once_per_event(body: dict, next: Callable[[], Awaitable[BoltResponse]]):
+        """Slack resends an event it thinks we missed (X-Slack-Retry-Num); act on it once."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not ctx.service.store.first_sighting(event_id):
+            return BoltResponse(status=200, body="")
+        return await next()
 
     @app.error
     async def on_error(error: Exception, body: dict) -> None:
