@@ -80,6 +80,17 @@ class SlackMessage(BaseModel):
     results_posted: bool = False
 
 
+class OutboxItem(BaseModel):
+    """One piece of Slack work: post the parent, edit it, reply in its thread, or DM."""
+
+    id: int = 0
+    request_id: str
+    channel: str
+    kind: str  # "parent" | "edit" | "reply" | "dm"
+    payload: dict[str, Any] | None = None  # for replies and DMs; parents render when sent
+    attempts: int = 0
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -136,6 +147,17 @@ class Store:
             CREATE TABLE IF NOT EXISTS slack_messages (
                 request_id TEXT PRIMARY KEY REFERENCES requests(id), channel TEXT NOT NULL,
                 ts TEXT, results_posted INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE TABLE IF NOT EXISTS outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL,
+                channel TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT,
+                created_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                delivered_at TEXT, failed TEXT
+            );
+            CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, id)
+                WHERE delivered_at IS NULL AND failed IS NULL;
+            CREATE TABLE IF NOT EXISTS seen_slack_events (
+                event_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL
             );
             CREATE TABLE IF NOT EXISTS home_viewers (
                 user_id TEXT PRIMARY KEY, opened_at TEXT NOT NULL, can_manage INTEGER NOT NULL
@@ -364,6 +386,15 @@ class Store:
                 [message.request_id, message.channel, message.ts, int(message.results_posted)],
             )
 
+    def first_sighting(self, event_id: str) -> bool:
+        """True the first time an event id is seen, False for every repeat (Slack retries)."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO seen_slack_events (event_id, seen_at) VALUES (?, ?)",
+                [event_id, now_iso()],
+            )
+        return cursor.rowcount == 1
+
     # ------------------------------------------------------------ Home tab viewers
 
     def touch_home_viewer(self, user_id: str, can_manage: bool) -> None:
@@ -383,6 +414,71 @@ class Store:
             [since, limit],
         ).fetchall()
         return [(user_id, bool(can_manage)) for user_id, can_manage in rows]
+
+    # ------------------------------------------------------------ Slack outbox
+
+    def enqueue(self, items: Sequence[OutboxItem], *, results_for: str | None = None) -> None:
+        """Persist Slack work before it is attempted; with `results_for`, also mark that
+        request's results as queued, in the same transaction (so they are queued once)."""
+        now = now_iso()
+        with self.db.conn:
+            for item in items:
+                self.db.execute(
+                    "INSERT INTO outbox (request_id, channel, kind, payload, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        item.request_id,
+                        item.channel,
+                        item.kind,
+                        json.dumps(item.payload) if item.payload is not None else None,
+                        now,
+                    ],
+                )
+            if results_for is not None:
+                self.db.execute(
+                    "UPDATE slack_messages SET results_posted = 1 WHERE request_id = ?",
+                    [results_for],
+                )
+
+    def pending_outbox(self, channel: str | None = None, limit: int = 100) -> list[OutboxItem]:
+        """Undelivered work in the order it was queued (per channel when given)."""
+        where = "delivered_at IS NULL AND failed IS NULL"
+        params: list[Any] = []
+        if channel is not None:
+            where += " AND channel = ?"
+            params.append(channel)
+        rows = self.db.query(
+            f"SELECT * FROM outbox WHERE {where} ORDER BY id LIMIT ?", [*params, limit]
+        )
+        return [_outbox(row) for row in rows]
+
+    def pending_channels(self) -> list[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT channel FROM outbox WHERE delivered_at IS NULL AND failed IS NULL"
+        ).fetchall()
+        return [channel for (channel,) in rows]
+
+    def has_pending(self, request_id: str, kinds: Sequence[str], after_id: int = 0) -> bool:
+        marks = ",".join("?" for _ in kinds)
+        row = self.db.execute(
+            f"SELECT 1 FROM outbox WHERE request_id = ? AND kind IN ({marks}) AND id > ? "
+            "AND delivered_at IS NULL AND failed IS NULL LIMIT 1",
+            [request_id, *kinds, after_id],
+        ).fetchone()
+        return row is not None
+
+    def outbox_done(self, item_id: int, *, failed: str | None = None) -> None:
+        with self.db.conn:
+            if failed is None:
+                self.db.execute(
+                    "UPDATE outbox SET delivered_at = ? WHERE id = ?", [now_iso(), item_id]
+                )
+            else:
+                self.db.execute("UPDATE outbox SET failed = ? WHERE id = ?", [failed, item_id])
+
+    def outbox_attempted(self, item_id: int) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", [item_id])
 
     # ------------------------------------------------------------ audit
 
@@ -411,4 +507,16 @@ def _request(row: dict[str, Any]) -> RequestRecord:
     stats = row.get("stats")
     return RequestRecord.model_validate(
         {**row, "stats": CallStats.model_validate_json(stats) if stats else None}
+    )
+
+
+def _outbox(row: dict[str, Any]) -> OutboxItem:
+    payload = row.get("payload")
+    return OutboxItem(
+        id=row["id"],
+        request_id=row["request_id"],
+        channel=row["channel"],
+        kind=row["kind"],
+        payload=json.loads(payload) if payload else None,
+        attempts=row["attempts"],
     )

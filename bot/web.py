@@ -8,6 +8,7 @@ workflow cache and resumes any request a previous run left unfinished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -40,6 +41,7 @@ from bot.slack.context import SlackContext
 from bot.slack.handlers import register
 from bot.slack.home import HomeUpdater
 from bot.slack.notifier import SlackNotifier
+from bot.slack.outbox import SlackOutbox
 from bot.store import Store
 from bot.workflows import WorkflowService
 
@@ -66,6 +68,7 @@ class Running:
     provider: Provider
     service: CallService
     workflows: WorkflowService
+    outbox: SlackOutbox
     slack: AsyncSlackRequestHandler
     background: Background
     callback_token: str
@@ -102,6 +105,8 @@ def create_app(settings: Settings) -> Starlette:
             finally:
                 app.state.running = None
                 await running.background.drain(grace=5.0)
+                with contextlib.suppress(TimeoutError):  # what is left waits in the outbox
+                    await asyncio.wait_for(running.outbox.idle(), timeout=3.0)
 
     app = Starlette(
         routes=[
@@ -133,20 +138,30 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Running:
     )
     background = Background()
     register(bolt, SlackContext(service, workflows, settings, background, provider.is_sandbox))
-    service.observers.append(SlackNotifier(client, store, sandbox=provider.is_sandbox))
+    # The outbox handles 429s itself (waiting exactly Retry-After), so its client has
+    # no rate-limit retry handler; interactive calls (views.open…) keep the usual ones.
+    outbox = SlackOutbox(
+        AsyncWebClient(token=client.token, base_url=settings.slack_api_url),
+        store,
+        sandbox=provider.is_sandbox,
+    )
+    stack.push_async_callback(outbox.close)
+    service.observers.append(SlackNotifier(store, outbox))
     service.observers.append(
         HomeUpdater(client, store, workflows, sandbox=provider.is_sandbox, spawn=background.spawn)
     )
     running = Running(
-        settings,
-        store,
-        provider,
-        service,
-        workflows,
-        AsyncSlackRequestHandler(bolt),
-        background,
-        token,
+        settings=settings,
+        store=store,
+        provider=provider,
+        service=service,
+        workflows=workflows,
+        outbox=outbox,
+        slack=AsyncSlackRequestHandler(bolt),
+        background=background,
+        callback_token=token,
     )
+    outbox.kick()  # deliver what a previous run left pending
     if settings.slack_app_token is not None:
         socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
         await socket_mode.connect_async()

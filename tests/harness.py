@@ -110,6 +110,7 @@ class Harness:
     async def settled(self) -> None:
         """Wait until the app has no background work left (other than its refresh loop)."""
         await self.wait_until(lambda: len(self.running.background) == 0)
+        await self.running.outbox.idle()
 
 
 def assert_valid_blocks(blocks: list[dict]) -> None:

@@ -1,100 +1,60 @@
-"""Shows each request in Slack: the parent message, its edits, and thread replies.
+"""Decides what Slack must show about a request, and queues it in the outbox.
 
-The parent message is always rendered from the request's *current* state, and
-work for one request is serialised, so edits that race (placed vs. completed)
-still end on the latest state. Results are posted once: a flag in the store
-records that they were.
+Nothing here talks to Slack: each change is written to the store first
+(`bot/slack/outbox.py` delivers it), so a restart or a Slack outage loses
+nothing. The parent message is rendered when it is delivered, from the
+request's state at that moment, so edits coalesce: a burst of changes becomes
+one edit showing the latest. Results are queued once (a flag set in the same
+transaction).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.service import Event
 from bot.slack import views
-from bot.store import RequestRecord, RequestStatus, SlackMessage, Store
-
-log = logging.getLogger(__name__)
-
-# Slack errors meaning "the bot cannot post in that channel".
-CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
+from bot.slack.outbox import SlackOutbox
+from bot.store import OutboxItem, RequestRecord, RequestStatus, SlackMessage, Store
 
 
 class SlackNotifier:
-    """An `Observer` of the core service that speaks Slack."""
+    """An `Observer` of the core service that queues Slack work."""
 
-    def __init__(self, client: AsyncWebClient, store: Store, *, sandbox: bool) -> None:
-        self.client = client
+    def __init__(self, store: Store, outbox: SlackOutbox) -> None:
         self.store = store
-        self.sandbox = sandbox
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.outbox = outbox
 
     async def request_changed(self, record: RequestRecord, event: Event) -> None:
-        lock = self._locks.setdefault(record.id, asyncio.Lock())
-        async with lock:
-            latest = self.store.request(record.id) or record
-            message = self.store.slack_message(latest.id)
-            if message is None or message.ts is None:
-                message = await self._post_parent(latest)
-            else:
-                await self._update_parent(latest, message)
-            if message is None:
-                return
-            if event in (Event.FAILED, Event.UNKNOWN):
-                await self._reply(message, views.failure_reply(latest))
-            if latest.status == RequestStatus.COMPLETED and not message.results_posted:
-                await self._post_results(latest, message)
-        if latest.status in (RequestStatus.COMPLETED, RequestStatus.FAILED):
-            self._locks.pop(record.id, None)
+        latest = self.store.request(record.id) or record
+        if not latest.channel:
+            return
+        message = self.store.slack_message(latest.id)
+        items: list[OutboxItem] = []
+        if message is None:
+            message = SlackMessage(request_id=latest.id, channel=latest.channel)
+            self.store.save_slack_message(message)
+            items.append(self._item(latest, "parent"))
+        elif not self.outbox.edit_pending(latest.id):
+            items.append(self._item(latest, "edit"))
+        if event in (Event.FAILED, Event.UNKNOWN):
+            items.append(self._item(latest, "reply", views.failure_reply(latest)))
+        results_for = None
+        if latest.status == RequestStatus.COMPLETED and not message.results_posted:
+            workflow = self.store.workflow(latest.workflow_id)
+            calls = self.store.calls(latest.id)
+            items += [
+                self._item(latest, "reply", part)
+                for part in views.results_messages(latest, calls, workflow)
+            ]
+            results_for = latest.id
+        self.store.enqueue(items, results_for=results_for)
+        self.outbox.kick()
 
-    async def _post_parent(self, record: RequestRecord) -> SlackMessage | None:
-        if not record.channel:
-            return None
-        rendered = views.request_message(
-            record, self.store.workflow(record.workflow_id), self.sandbox
+    @staticmethod
+    def _item(record: RequestRecord, kind: str, message: views.Message | None = None) -> OutboxItem:
+        assert record.channel is not None
+        return OutboxItem(
+            request_id=record.id,
+            channel=record.channel,
+            kind=kind,
+            payload=message.model_dump() if message else None,
         )
-        try:
-            answer = await self.client.chat_postMessage(
-                channel=record.channel, text=rendered.text, blocks=rendered.blocks
-            )
-        except SlackApiError as exc:
-            if exc.response.get("error") not in CANNOT_POST:
-                raise
-            await self._tell_requester(record, exc.response.get("error", ""))
-            return None
-        message = SlackMessage(request_id=record.id, channel=answer["channel"], ts=answer["ts"])
-        self.store.save_slack_message(message)
-        return message
-
-    async def _update_parent(self, record: RequestRecord, message: SlackMessage) -> None:
-        rendered = views.request_message(
-            record, self.store.workflow(record.workflow_id), self.sandbox
-        )
-        await self.client.chat_update(
-            channel=message.channel, ts=message.ts, text=rendered.text, blocks=rendered.blocks
-        )
-
-    async def _post_results(self, record: RequestRecord, message: SlackMessage) -> None:
-        workflow = self.store.workflow(record.workflow_id)
-        for part in views.results_messages(record, self.store.calls(record.id), workflow):
-            await self._reply(message, part)
-        self.store.save_slack_message(message.model_copy(update={"results_posted": True}))
-
-    async def _reply(self, message: SlackMessage, part: views.Message) -> None:
-        await self.client.chat_postMessage(
-            channel=message.channel, thread_ts=message.ts, text=part.text, blocks=part.blocks
-        )
-
-    async def _tell_requester(self, record: RequestRecord, error: str) -> None:
-        """The channel is closed to the bot: say so to the requester directly."""
-        log.warning("cannot post request %s in %s: %s", record.id, record.channel, error)
-        text = (
-            f"I could not post request `{record.id}` in <#{record.channel}> ({error}); "
-            "invite me there with `/invite @Robocall`. The request itself goes ahead: "
-            f"follow it with `/robocall status {record.id}`."
-        )
-        await self.client.chat_postMessage(channel=record.requested_by, text=text)
