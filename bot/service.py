@@ -24,7 +24,7 @@ from bot.intron.errors import (
     OutcomeUnknownError,
     RateLimitedError,
 )
-from bot.intron.models import CallRequest, CompletionCallback, Workflow
+from bot.intron.models import CallRequest, CompletionCallback, Workflow, is_final
 from bot.intron.validation import (
     RECIPIENT_TAG,
     REFERENCE_TAG,
@@ -55,6 +55,7 @@ class CallProvider(Protocol):
 class Event(StrEnum):
     ACCEPTED = "accepted"
     PLACED = "placed"
+    FOUND = "found"  # an "outcome unknown" request turned out to have been placed
     FAILED = "failed"
     UNKNOWN = "unknown"
     COMPLETED = "completed"
@@ -82,6 +83,7 @@ class CallOrder:
 
 class CallbackOutcome(StrEnum):
     APPLIED = "applied"
+    PROGRESS = "progress"  # not final yet: calls' results stored, request still open
     DUPLICATE = "duplicate"
     UNKNOWN_REQUEST = "unknown_request"
 
@@ -262,19 +264,72 @@ class CallService:
         return None
 
     def record_callback(
-        self, callback: CompletionCallback, raw: str
+        self, callback: CompletionCallback, raw: str, source: str = "intron"
     ) -> tuple[CallbackOutcome, RequestRecord | None]:
         """Store a completion callback's results, once. Fast and synchronous, so the
-        HTTP answer can wait for it; observers are told separately (`announce`)."""
+        HTTP answer can wait for it; observers are told separately (`announce`).
+
+        A callback whose status is not final (e.g. PROCESSING) only records the
+        calls' results so far; one arriving after the request completed (late, or
+        out of order) changes nothing.
+        """
         record = self.match_callback(callback)
         if record is None:
-            self.store.log_callback(raw, CallbackOutcome.UNKNOWN_REQUEST, callback.request_id, None)
+            self.store.log_callback(
+                raw, CallbackOutcome.UNKNOWN_REQUEST, callback.request_id, None, source
+            )
             return CallbackOutcome.UNKNOWN_REQUEST, None
         results = _results_by_position(callback, self.store.calls(record.id))
+        if not is_final(callback.status):
+            progressed = self.store.record_progress(record, callback.request_id, results)
+            outcome = CallbackOutcome.PROGRESS if progressed else CallbackOutcome.DUPLICATE
+            self.store.log_callback(raw, outcome, callback.request_id, record.id, source)
+            return outcome, record
         completed = self.store.complete(record, callback, results)
         outcome = CallbackOutcome.APPLIED if completed else CallbackOutcome.DUPLICATE
-        self.store.log_callback(raw, outcome, callback.request_id, record.id)
+        self.store.log_callback(raw, outcome, callback.request_id, record.id, source)
+        if completed:
+            self.store.audit(
+                "provider",
+                "request.completed",
+                record.id,
+                {
+                    "source": source,
+                    "status": callback.status,
+                    "results": {c.phone_number: c.status for c in self.store.calls(record.id)},
+                },
+            )
         return outcome, completed or record
+
+    async def found_placed(self, request_id: str, batch_id: str) -> RequestRecord | None:
+        """Reconciliation found the calls of an "outcome unknown" request at the provider."""
+        record = self.store.transition(
+            request_id,
+            [RequestStatus.UNKNOWN],
+            RequestStatus.PLACED,
+            batch_id=batch_id,
+            error=None,
+        )
+        if record is not None:
+            self.store.audit(
+                "reconciler", "request.found_placed", request_id, {"batch_id": batch_id}
+            )
+            await self._notify(record, Event.FOUND)
+        return record
+
+    async def not_placed(self, request_id: str) -> RequestRecord | None:
+        """Reconciliation found no trace of an "outcome unknown" request: nobody was called."""
+        record = self.store.transition(
+            request_id,
+            [RequestStatus.UNKNOWN],
+            RequestStatus.FAILED,
+            error="Checked with Intron: it has no calls for this request, so nobody was "
+            "called. It is safe to send it again.",
+        )
+        if record is not None:
+            self.store.audit("reconciler", "request.not_placed", request_id, {})
+            await self._notify(record, Event.FAILED)
+        return record
 
     async def announce_completed(self, record: RequestRecord) -> None:
         await self._notify(record, Event.COMPLETED)

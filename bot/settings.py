@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     intron_management_per_hour: int = 60  # seed 003
     intron_max_wait: float = 120.0  # longest a request waits for a rate-limit slot
     sandbox_callback_delay: float = 2.0  # seconds before the sandbox reports results
+    reconcile_after: float = 600.0  # seconds a request may wait for results before we look
 
     @field_validator("allowed_user_ids", "allowed_channel_ids", "admin_user_ids", mode="before")
     @classmethod

@@ -138,7 +138,8 @@ class Store:
             );
             CREATE TABLE IF NOT EXISTS callbacks (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, received_at TEXT NOT NULL,
-                batch_id TEXT, request_id TEXT, outcome TEXT NOT NULL, body TEXT NOT NULL
+                batch_id TEXT, request_id TEXT, outcome TEXT NOT NULL,
+                source TEXT NOT NULL DEFAULT 'intron', body TEXT NOT NULL
             );
             CREATE TABLE IF NOT EXISTS workflows (
                 id TEXT PRIMARY KEY, name TEXT NOT NULL, data TEXT NOT NULL,
@@ -332,23 +333,46 @@ class Store:
             )
             if cursor.rowcount != 1:
                 return None
-            for position, result in results.items():
-                self.db.execute(
-                    "UPDATE calls SET provider_call_id = ?, status = ?, duration = ?, "
-                    "key_pressed = ? WHERE request_id = ? AND position = ?",
-                    [
-                        result["provider_call_id"],
-                        result["status"],
-                        result["duration"],
-                        result["key_pressed"],
-                        request.id,
-                        position,
-                    ],
-                )
+            self._store_results(request.id, results)
         return self.request(request.id)
 
+    def record_progress(
+        self, request: RequestRecord, batch_id: str, results: dict[int, dict]
+    ) -> bool:
+        """Store calls' results from a not-yet-final callback; False once it is completed."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "UPDATE requests SET updated_at = ?, batch_id = COALESCE(batch_id, ?) "
+                "WHERE id = ? AND status != ?",
+                [now_iso(), batch_id, request.id, RequestStatus.COMPLETED],
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._store_results(request.id, results)
+        return True
+
+    def _store_results(self, request_id: str, results: dict[int, dict]) -> None:
+        for position, result in results.items():
+            self.db.execute(
+                "UPDATE calls SET provider_call_id = ?, status = ?, duration = ?, "
+                "key_pressed = ? WHERE request_id = ? AND position = ?",
+                [
+                    result["provider_call_id"],
+                    result["status"],
+                    result["duration"],
+                    result["key_pressed"],
+                    request_id,
+                    position,
+                ],
+            )
+
     def log_callback(
-        self, body: str, outcome: str, batch_id: str | None, request_id: str | None
+        self,
+        body: str,
+        outcome: str,
+        batch_id: str | None,
+        request_id: str | None,
+        source: str = "intron",
     ) -> None:
         with self.db.conn:
             self.db["callbacks"].insert(
@@ -357,6 +381,7 @@ class Store:
                     "batch_id": batch_id,
                     "request_id": request_id,
                     "outcome": outcome,
+                    "source": source,
                     "body": body,
                 }
             )

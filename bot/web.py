@@ -35,6 +35,7 @@ from bot.background import Background
 from bot.intron.errors import IntronError
 from bot.intron.models import CompletionCallback, WorkflowCreate
 from bot.provider import Provider, open_provider
+from bot.reconcile import Reconciler
 from bot.service import CallbackOutcome, CallService
 from bot.settings import Settings
 from bot.slack.context import SlackContext
@@ -182,6 +183,10 @@ async def _warm_up(running: Running) -> None:
         log.warning("could not load workflows from Intron: %s", exc)
     await running.service.resume()
     running.background.spawn_loop(_keep_workflows_fresh(running.workflows), name="refresh")
+    reconciler = Reconciler(
+        running.service, running.workflows, after=running.settings.reconcile_after
+    )
+    running.background.spawn_loop(reconciler.run_forever(), name="reconcile")
 
 
 async def _keep_workflows_fresh(workflows: WorkflowService) -> None:

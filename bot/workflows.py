@@ -172,6 +172,7 @@ class WorkflowService:
         workflow_id: str,
         *,
         page: int = 1,
+        per_page: int = 10,
         batch_id: str | None = None,
         status: str | None = None,
         phone_number: str | None = None,
@@ -180,7 +181,7 @@ class WorkflowService:
             return await self.client.list_workflow_calls(
                 workflow_id,
                 page=page,
-                per_page=10,
+                per_page=per_page,
                 batch_id=batch_id,
                 status=status,
                 phone_number=phone_number,

@@ -267,6 +267,48 @@ class RequestCall(Incoming):
     created_at: datetime | None = None
 
 
+# Statuses that mean "not over yet" (Intron documents only COMPLETED; these are
+# the usual in-progress words). Anything else is an outcome.
+IN_PROGRESS_STATUSES = frozenset(
+    {
+        "QUEUED",
+        "PENDING",
+        "PROCESSING",
+        "IN_PROGRESS",
+        "RINGING",
+        "INITIATED",
+        "SCHEDULED",
+        "ONGOING",
+    }
+)
+NOT_ANSWERED_STATUSES = frozenset({"TIMEOUT", "NO_ANSWER", "NOT_ANSWERED", "BUSY"})
+
+
+def is_final(status: str | None) -> bool:
+    """True when a call or request status is an outcome, not a step on the way."""
+    return bool(status) and str(status).upper() not in IN_PROGRESS_STATUSES
+
+
+def stats_from_calls(calls: list[RequestCall]) -> CallStats:
+    """Seed 002's statistics computed from the calls themselves."""
+    total = len(calls)
+    answered = [c for c in calls if (c.status or "").upper() == "COMPLETED"]
+    keys = [c.call_result_options_selected for c in answered if c.call_result_options_selected]
+    durations = [float(c.call_result_duration or 0) for c in answered]
+    counts = {digit: keys.count(digit) for digit in sorted(set(keys))}
+    return CallStats(
+        total_calls=total,
+        completed_calls=len(answered),
+        timeout_calls=sum((c.status or "").upper() in NOT_ANSWERED_STATUSES for c in calls),
+        replied_calls=len(keys),
+        replied_option_one_count=counts.get("1", 0),
+        replied_option_two_count=counts.get("2", 0),
+        avg_duration=round(sum(durations) / len(durations), 1) if durations else 0.0,
+        success_rate=round(100.0 * len(answered) / total, 1) if total else 0.0,
+        **({"replied_option_counts": counts} if set(counts) - {"1", "2"} else {}),
+    )
+
+
 class CompletionCallback(Incoming):
     """What Intron POSTs to a workflow's `call_back_url` when a request completes."""
 

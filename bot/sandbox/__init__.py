@@ -1,5 +1,5 @@
 """A local Intron-compatible server, so everything runs without placing real calls."""
 
-from bot.sandbox.server import Fault, SandboxConfig, SandboxState, create_sandbox_app
+from bot.sandbox.server import Chaos, Fault, SandboxConfig, SandboxState, create_sandbox_app
 
-__all__ = ["Fault", "SandboxConfig", "SandboxState", "create_sandbox_app"]
+__all__ = ["Chaos", "Fault", "SandboxConfig", "SandboxState", "create_sandbox_app"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,13 @@ from starlette.routing import Route
 from bot import templates
 from bot.intron.client import DEFAULT_CALL_WINDOWS, DEFAULT_MANAGEMENT_WINDOWS
 from bot.intron.endpoints import IntronPaths, LimitGroup, endpoints
-from bot.intron.models import CallRequest, CallStats, WorkflowCreate, WorkflowUpdate
+from bot.intron.models import (
+    CallRequest,
+    RequestCall,
+    WorkflowCreate,
+    WorkflowUpdate,
+    stats_from_calls,
+)
 from bot.ratelimit import SlidingWindowLimiter, Window
 from bot.sandbox.outcomes import PROCESSING_STATUS, SimStatus, outcome_for
 
@@ -50,6 +57,7 @@ class SandboxConfig:
     callback_attempts: int = 5
     callback_backoff: float = 0.5
     paths: IntronPaths = field(default_factory=IntronPaths)
+    chaos: Chaos | None = None
 
 
 @dataclass
@@ -57,8 +65,9 @@ class Fault:
     """A scripted misbehaviour for the next `times` requests to `operation` ("*" for any).
 
     `status` answers that HTTP status without doing anything (with `Retry-After`
-    when `retry_after` is set). `answer_delay` carries the request out and then
-    waits before answering: what a client sees as a read timeout.
+    when `retry_after` is set), or after doing it when `after_work` is set.
+    `answer_delay` carries the request out and then waits before answering: what
+    a client sees as a read timeout.
     """
 
     operation: str = "*"
@@ -66,6 +75,45 @@ class Fault:
     retry_after: float | None = None
     answer_delay: float = 0.0
     times: int = 1
+    after_work: bool = False  # with `status`: do the work, then answer the error
+
+
+@dataclass
+class Chaos:
+    """Random misbehaviour on `operations`, repeatable through `seed`.
+
+    Each rate is a probability per request: a 500 before doing anything, a 500
+    after doing the work (the caller cannot tell which), a 429 with
+    `Retry-After`, or an answer `slow_seconds` late (work done first).
+    """
+
+    error_before: float = 0.0
+    error_after: float = 0.0
+    rate_limit: float = 0.0
+    retry_after: float = 0.5
+    slow: float = 0.0
+    slow_seconds: float = 2.0
+    operations: tuple[str, ...] = ("place_calls", "call_status", "list_workflow_calls")
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def draw(self, operation: str) -> Fault | None:
+        """The fault this request suffers, if any."""
+        if operation not in self.operations:
+            return None
+        roll = self._random.random()
+        for rate, fault in (
+            (self.error_before, Fault(operation, status=500)),
+            (self.error_after, Fault(operation, status=500, after_work=True)),
+            (self.rate_limit, Fault(operation, status=429, retry_after=self.retry_after)),
+            (self.slow, Fault(operation, answer_delay=self.slow_seconds)),
+        ):
+            if roll < rate:
+                return fault
+            roll -= rate
+        return None
 
 
 @dataclass
@@ -104,20 +152,8 @@ class Batch:
 
     def stats(self) -> dict[str, Any]:
         """Completion statistics in seed 002's shape."""
-        total = len(self.calls)
-        completed = [c for c in self.calls if c.status == SimStatus.COMPLETED]
-        keys = Counter(c.key_pressed for c in completed if c.key_pressed)
-        durations = [c.duration or 0 for c in completed]
-        return CallStats(
-            total_calls=total,
-            completed_calls=len(completed),
-            timeout_calls=sum(c.status == SimStatus.TIMEOUT for c in self.calls),
-            replied_calls=sum(keys.values()),
-            replied_option_one_count=keys["1"],
-            replied_option_two_count=keys["2"],
-            avg_duration=round(sum(durations) / len(durations), 1) if durations else 0.0,
-            success_rate=round(100.0 * len(completed) / total, 1) if total else 0.0,
-        ).model_dump()
+        calls = [RequestCall.model_validate(c.as_json()) for c in self.calls]
+        return stats_from_calls(calls).model_dump(exclude_none=True)
 
 
 @dataclass
@@ -230,6 +266,11 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
     return app
 
 
+def _fault_response(fault: Fault) -> JSONResponse:
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else None
+    return _envelope(None, f"sandbox fault: HTTP {fault.status}", fault.status or 500, headers)
+
+
 def _envelope(data: Any, message: str, status_code: int = 200, headers=None) -> JSONResponse:
     status = "Ok" if status_code < 400 else "Error"
     body = {"data": data, "message": message, "status": status}
@@ -249,10 +290,9 @@ def _guarded(name: str, group: LimitGroup, handler: Handler, state: SandboxState
             state.rate_limited[name] += 1
             return _envelope(None, "Too many requests", 429, {"Retry-After": f"{wait:.3f}"})
         state.requests_seen[name] += 1
-        fault = state.take_fault(name)
-        if fault and fault.status:
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else None
-            return _envelope(None, f"sandbox fault: HTTP {fault.status}", fault.status, headers)
+        fault = state.take_fault(name) or (state.config.chaos and state.config.chaos.draw(name))
+        if fault and fault.status and not fault.after_work:
+            return _fault_response(fault)
         try:
             data, message = await handler(request, state)
             response = _envelope(data, message)
@@ -262,6 +302,8 @@ def _guarded(name: str, group: LimitGroup, handler: Handler, state: SandboxState
             response = _envelope(None, _describe(exc), 400)
         if fault and fault.answer_delay:
             await asyncio.sleep(fault.answer_delay)
+        if fault and fault.status:
+            return _fault_response(fault)
         return response
 
     return endpoint

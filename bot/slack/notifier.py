@@ -37,6 +37,8 @@ class SlackNotifier:
             items.append(self._item(latest, "edit"))
         if event in (Event.FAILED, Event.UNKNOWN):
             items.append(self._item(latest, "reply", views.failure_reply(latest)))
+        if event == Event.FOUND:
+            items.append(self._item(latest, "reply", views.found_reply(latest)))
         results_for = None
         if latest.status == RequestStatus.COMPLETED and not message.results_posted:
             workflow = self.store.workflow(latest.workflow_id)

@@ -353,6 +353,14 @@ def failure_reply(record: RequestRecord) -> Message:
     )
 
 
+def found_reply(record: RequestRecord) -> Message:
+    text = (
+        f":mag: Checked with Intron: these calls *were* placed, once (batch "
+        f"`{record.batch_id}`). Do not send them again; results follow here."
+    )
+    return _message(text, [SectionBlock(text=MarkdownTextObject(text=text))])
+
+
 def one_line_summary(record: RequestRecord, workflow: Workflow | None) -> str:
     stats = record.stats
     if stats is None:
