@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from bot.intron.client import IntronClient
 from bot.ratelimit import Window
@@ -30,9 +33,10 @@ class Provider:
         return self.sandbox is not None
 
 
-def client_limits(settings: Settings) -> dict[str, tuple[Window, ...] | float]:
+def client_limits(settings: Settings) -> dict[str, Any]:
     """The client's rate limits and patience, from settings."""
     return {
+        "timeout": httpx.Timeout(settings.intron_timeout, connect=5.0),
         "call_windows": (Window(settings.intron_calls_per_second, 1.0),),
         "management_windows": (
             Window(settings.intron_management_per_minute, 60.0),

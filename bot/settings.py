@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     intron_management_per_minute: int = 6  # seed 003
     intron_management_per_hour: int = 60  # seed 003
     intron_max_wait: float = 120.0  # longest a request waits for a rate-limit slot
+    intron_timeout: float = 15.0  # seconds to wait for Intron's answer (connect: 5)
     sandbox_callback_delay: float = 2.0  # seconds before the sandbox reports results
     reconcile_after: float = 600.0  # seconds a request may wait for results before we look
 
