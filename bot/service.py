@@ -10,7 +10,7 @@ is applied once; a failure is recorded in words a user can act on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 class CallProvider(Protocol):
     """What the core needs from a provider (IntronClient has it)."""
 
-    async def place_calls(self, request: CallRequest) -> str: ...
+    async def place_calls(
+        self, request: CallRequest, *, before_send: Callable[[], None] | None = None
+    ) -> str: ...
 
 
 class Event(StrEnum):
@@ -186,19 +188,31 @@ class CallService:
     async def dispatch(self, request_id: str) -> RequestRecord | None:
         """Tell observers, then place the request's calls, exactly once.
 
-        Only a request still ACCEPTED is sent; the move to SENDING is a
-        compare-and-set, so a second dispatch of the same request does nothing.
+        The request becomes SENDING only when the client has its rate-limit slot
+        and is about to put `POST /call` on the wire (a compare-and-set from
+        ACCEPTED, so a second dispatch of the same request sends nothing). Until
+        then a crash leaves it ACCEPTED, and it is simply sent after the restart.
         """
         record = self.store.request(request_id)
         if record is None or record.status != RequestStatus.ACCEPTED:
             return record
         await self._notify(record, Event.ACCEPTED)
-        sending = self.store.transition(request_id, [RequestStatus.ACCEPTED], RequestStatus.SENDING)
-        if sending is None:
-            return self.store.request(request_id)
         body = CallRequest.model_validate(self.store.call_request_body(request_id))
+
+        def mark_sending() -> None:
+            current = self.store.request(request_id)
+            if current is not None and current.status == RequestStatus.SENDING:
+                return  # our own retry after a 429/503: still the same single request
+            if (
+                self.store.transition(request_id, [RequestStatus.ACCEPTED], RequestStatus.SENDING)
+                is None
+            ):
+                raise _AlreadyTaken()
+
         try:
-            batch_id = await self.provider.place_calls(body)
+            batch_id = await self.provider.place_calls(body, before_send=mark_sending)
+        except _AlreadyTaken:
+            return self.store.request(request_id)
         except OutcomeUnknownError as exc:
             return await self._settle(
                 request_id, RequestStatus.UNKNOWN, Event.UNKNOWN, error=describe_failure(exc)
@@ -222,7 +236,11 @@ class CallService:
     async def _settle(
         self, request_id: str, status: RequestStatus, event: Event, **fields: str
     ) -> RequestRecord | None:
-        record = self.store.transition(request_id, [RequestStatus.SENDING], status, **fields)
+        # From ACCEPTED too: a failure before anything was sent (e.g. our own limiter
+        # refusing a long wait) settles a request that never became SENDING.
+        record = self.store.transition(
+            request_id, [RequestStatus.SENDING, RequestStatus.ACCEPTED], status, **fields
+        )
         if record is None:  # a callback completed it meanwhile; nothing to add
             return self.store.request(request_id)
         await self._notify(record, event)
@@ -391,3 +409,7 @@ def describe_failure(exc: IntronError) -> str:
     if isinstance(exc, IntronValidationError):
         return f"Intron refused the request, so nobody was called: {exc.message}"
     return f"Intron failed ({exc.message}); nobody was called."
+
+
+class _AlreadyTaken(Exception):
+    """Another task moved the request on first: this one must not send it."""

@@ -403,6 +403,17 @@ class Store:
             request_id=row[0], channel=row[1], ts=row[2], results_posted=bool(row[3])
         )
 
+    def requests_missing_from_slack(self) -> list[RequestRecord]:
+        """Requests with a channel whose parent was never queued, or whose results
+        were stored but never queued (the app stopped in between)."""
+        rows = self.db.query(
+            "SELECT r.* FROM requests r LEFT JOIN slack_messages m ON m.request_id = r.id "
+            "WHERE r.channel IS NOT NULL AND (m.request_id IS NULL OR "
+            "(r.status = ? AND m.results_posted = 0)) ORDER BY r.created_at",
+            [RequestStatus.COMPLETED],
+        )
+        return [_request(row) for row in rows]
+
     def save_slack_message(self, message: SlackMessage) -> None:
         with self.db.conn:
             self.db.execute(

@@ -147,7 +147,9 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Running:
         sandbox=provider.is_sandbox,
     )
     stack.push_async_callback(outbox.close)
-    service.observers.append(SlackNotifier(store, outbox))
+    notifier = SlackNotifier(store, outbox)
+    service.observers.append(notifier)
+    await notifier.catch_up()
     service.observers.append(
         HomeUpdater(client, store, workflows, sandbox=provider.is_sandbox, spawn=background.spawn)
     )

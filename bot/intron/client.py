@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -126,9 +127,18 @@ class IntronClient:
 
     # ------------------------------------------------------------ calls
 
-    async def place_calls(self, request: CallRequest) -> str:
-        """`POST /call`; returns the batch id. Never resent once it may have reached Intron."""
-        data = await self._send("place_calls", json=request.model_dump(exclude_none=True))
+    async def place_calls(
+        self, request: CallRequest, *, before_send: Callable[[], None] | None = None
+    ) -> str:
+        """`POST /call`; returns the batch id. Never resent once it may have reached Intron.
+
+        `before_send` runs once a rate-limit slot is ours, just before each attempt
+        goes on the wire: the moment a crash would leave the outcome unknown.
+        It may raise to stop the attempt.
+        """
+        data = await self._send(
+            "place_calls", json=request.model_dump(exclude_none=True), before_send=before_send
+        )
         return _parse(CallBatch, data, "place_calls").batch_id
 
     async def call_status(self, call_id: str) -> CallStatus:
@@ -206,6 +216,7 @@ class IntronClient:
         path_params: dict[str, str] | None = None,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> Any:
         """Send one operation with rate limiting and safe retries; return the envelope's data."""
         endpoint = self.endpoints[name]
@@ -215,7 +226,9 @@ class IntronClient:
         limiter = self.limiters[endpoint.group]
         for attempt in range(1, self.max_attempts + 1):
             try:
-                response = await self._exchange(endpoint, path, json=json, params=params)
+                response = await self._exchange(
+                    endpoint, path, json=json, params=params, before_send=before_send
+                )
             except NOT_SENT_ERRORS as exc:
                 failure: IntronError = IntronConnectionError(
                     f"{name}: could not connect to Intron ({type(exc).__name__})", operation=name
@@ -265,7 +278,13 @@ class IntronClient:
         raise AssertionError("unreachable")
 
     async def _exchange(
-        self, endpoint: Endpoint, path: str, *, json: Any, params: dict[str, Any] | None
+        self,
+        endpoint: Endpoint,
+        path: str,
+        *,
+        json: Any,
+        params: dict[str, Any] | None,
+        before_send: Callable[[], None] | None = None,
     ) -> httpx.Response:
         """One HTTP exchange inside a rate-limit slot, which counts from when it ends."""
         limiter = self.limiters[endpoint.group]
@@ -279,6 +298,8 @@ class IntronClient:
                 retry_after=exc.wait,
             ) from None
         try:
+            if before_send is not None:
+                before_send()
             return await self._http.request(endpoint.method, path, json=json, params=params)
         finally:
             limiter.release(slot)

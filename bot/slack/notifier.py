@@ -51,6 +51,12 @@ class SlackNotifier:
         self.store.enqueue(items, results_for=results_for)
         self.outbox.kick()
 
+    async def catch_up(self) -> None:
+        """After a restart: queue what a crash kept from being queued."""
+        for record in self.store.requests_missing_from_slack():
+            event = Event.COMPLETED if record.status == RequestStatus.COMPLETED else Event.PLACED
+            await self.request_changed(record, event)
+
     @staticmethod
     def _item(record: RequestRecord, kind: str, message: views.Message | None = None) -> OutboxItem:
         assert record.channel is not None
