@@ -77,7 +77,7 @@ class SlackMessage(BaseModel):
     request_id: str
     channel: str
     ts: str | None = None
-    results_posted: bool = False
+    results_queued: bool = False
 
 
 class OutboxItem(BaseModel):
@@ -147,7 +147,7 @@ class Store:
             );
             CREATE TABLE IF NOT EXISTS slack_messages (
                 request_id TEXT PRIMARY KEY REFERENCES requests(id), channel TEXT NOT NULL,
-                ts TEXT, results_posted INTEGER NOT NULL DEFAULT 0
+                ts TEXT, results_queued INTEGER NOT NULL DEFAULT 0
             );
             CREATE TABLE IF NOT EXISTS outbox (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL,
@@ -393,14 +393,14 @@ class Store:
 
     def slack_message(self, request_id: str) -> SlackMessage | None:
         row = self.db.execute(
-            "SELECT request_id, channel, ts, results_posted FROM slack_messages "
+            "SELECT request_id, channel, ts, results_queued FROM slack_messages "
             "WHERE request_id = ?",
             [request_id],
         ).fetchone()
         if row is None:
             return None
         return SlackMessage(
-            request_id=row[0], channel=row[1], ts=row[2], results_posted=bool(row[3])
+            request_id=row[0], channel=row[1], ts=row[2], results_queued=bool(row[3])
         )
 
     def requests_missing_from_slack(self) -> list[RequestRecord]:
@@ -409,27 +409,26 @@ class Store:
         rows = self.db.query(
             "SELECT r.* FROM requests r LEFT JOIN slack_messages m ON m.request_id = r.id "
             "WHERE r.channel IS NOT NULL AND (m.request_id IS NULL OR "
-            "(r.status = ? AND m.results_posted = 0)) ORDER BY r.created_at",
+            "(r.status = ? AND m.results_queued = 0)) ORDER BY r.created_at",
             [RequestStatus.COMPLETED],
         )
         return [_request(row) for row in rows]
 
-    def save_slack_message(self, message: SlackMessage) -> None:
+    def set_slack_ts(self, request_id: str, ts: str) -> None:
+        """Record where the parent message landed, touching nothing else of the row."""
         with self.db.conn:
             self.db.execute(
-                "INSERT OR REPLACE INTO slack_messages (request_id, channel, ts, results_posted) "
-                "VALUES (?, ?, ?, ?)",
-                [message.request_id, message.channel, message.ts, int(message.results_posted)],
+                "UPDATE slack_messages SET ts = ? WHERE request_id = ?", [ts, request_id]
             )
 
-    def first_sighting(self, event_id: str) -> bool:
-        """True the first time an event id is seen, False for every repeat (Slack retries)."""
+    def add_slack_message(self, message: SlackMessage) -> None:
+        """Start tracking where a request is shown in Slack (never overwrites)."""
         with self.db.conn:
-            cursor = self.db.execute(
-                "INSERT OR IGNORE INTO seen_slack_events (event_id, seen_at) VALUES (?, ?)",
-                [event_id, now_iso()],
+            self.db.execute(
+                "INSERT OR IGNORE INTO slack_messages (request_id, channel, ts, results_queued) "
+                "VALUES (?, ?, ?, ?)",
+                [message.request_id, message.channel, message.ts, int(message.results_queued)],
             )
-        return cursor.rowcount == 1
 
     # ------------------------------------------------------------ Home tab viewers
 
@@ -472,7 +471,7 @@ class Store:
                 )
             if results_for is not None:
                 self.db.execute(
-                    "UPDATE slack_messages SET results_posted = 1 WHERE request_id = ?",
+                    "UPDATE slack_messages SET results_queued = 1 WHERE request_id = ?",
                     [results_for],
                 )
 

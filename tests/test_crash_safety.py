@@ -267,7 +267,7 @@ async def test_results_stored_but_never_queued_are_reported_after_a_restart(
     await app.reap()
     store = Store(app.db)
     [record] = store.recent_requests()
-    store.db.execute("UPDATE slack_messages SET results_posted = 0")
+    store.db.execute("UPDATE slack_messages SET results_queued = 0")
     store.db.execute("DELETE FROM outbox WHERE kind = 'reply'")
     store.db.conn.commit()
     store.close()

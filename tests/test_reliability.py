@@ -260,6 +260,22 @@ async def test_slack_429s_and_5xx_lose_nothing_and_keep_order(
     assert methods, "no 429 was exercised"
 
 
+async def test_results_queued_while_the_parent_is_in_flight_are_posted_once(
+    harness: Harness, sandbox: Sandbox
+) -> None:
+    """The parent post is slow; the results are queued meanwhile. Recording where the
+    parent landed must not forget that, or a restart would post the results again."""
+    harness.fake.set_latency("chat.postMessage", 0.5)
+    await command(harness, f"call Reminder {NUMBER.format(1)} name=Ada")
+    [record] = await completed(harness, 1)
+    await harness.settled()
+    assert harness.running.store.slack_message(record.id).results_queued
+    await harness.restart()
+    await harness.settled()
+    results = [m for m in harness.fake.messages("C1") if "Results for" in m.all_text()]
+    assert len(results) == 1
+
+
 async def test_pending_slack_work_is_delivered_after_a_restart(
     harness: Harness, sandbox: Sandbox
 ) -> None:

@@ -31,7 +31,7 @@ class SlackNotifier:
         items: list[OutboxItem] = []
         if message is None:
             message = SlackMessage(request_id=latest.id, channel=latest.channel)
-            self.store.save_slack_message(message)
+            self.store.add_slack_message(message)
             items.append(self._item(latest, "parent"))
         elif not self.outbox.edit_pending(latest.id):
             items.append(self._item(latest, "edit"))
@@ -40,7 +40,7 @@ class SlackNotifier:
         if event == Event.FOUND:
             items.append(self._item(latest, "reply", views.found_reply(latest)))
         results_for = None
-        if latest.status == RequestStatus.COMPLETED and not message.results_posted:
+        if latest.status == RequestStatus.COMPLETED and not message.results_queued:
             workflow = self.store.workflow(latest.workflow_id)
             calls = self.store.calls(latest.id)
             items += [

@@ -142,7 +142,7 @@ class SlackOutbox:
             answer = await self.client.chat_postMessage(
                 channel=item.channel, text=rendered.text, blocks=rendered.blocks
             )
-            self.store.save_slack_message(message.model_copy(update={"ts": answer["ts"]}))
+            self.store.set_slack_ts(item.request_id, answer["ts"])
             return None
         if message.ts is None:
             return "the parent message was never posted"
