@@ -88,7 +88,6 @@ class OutboxItem(BaseModel):
     channel: str
     kind: str  # "parent" | "edit" | "reply" | "dm"
     payload: dict[str, Any] | None = None  # for replies and DMs; parents render when sent
-    attempts: int = 0
 
 
 def now_iso() -> str:
@@ -109,6 +108,11 @@ class Store:
         self.db = sqlite_utils.Database(path)
         if str(path) != ":memory:":
             self.db.enable_wal()
+        # In WAL mode, NORMAL makes a commit a write() to the WAL file instead of an
+        # fsync: about 20x cheaper, and this store runs on the event loop. A commit
+        # still survives the app being killed; only an OS crash or power cut could
+        # lose the last few.
+        self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("PRAGMA busy_timeout = 5000")
         self._create_tables()
 
@@ -152,8 +156,7 @@ class Store:
             CREATE TABLE IF NOT EXISTS outbox (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL,
                 channel TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT,
-                created_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-                delivered_at TEXT, failed TEXT
+                created_at TEXT NOT NULL, delivered_at TEXT, failed TEXT
             );
             CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, id)
                 WHERE delivered_at IS NULL AND failed IS NULL;
@@ -511,10 +514,6 @@ class Store:
             else:
                 self.db.execute("UPDATE outbox SET failed = ? WHERE id = ?", [failed, item_id])
 
-    def outbox_attempted(self, item_id: int) -> None:
-        with self.db.conn:
-            self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", [item_id])
-
     # ------------------------------------------------------------ audit
 
     def audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
@@ -553,5 +552,4 @@ def _outbox(row: dict[str, Any]) -> OutboxItem:
         channel=row["channel"],
         kind=row["kind"],
         payload=json.loads(payload) if payload else None,
-        attempts=row["attempts"],
     )

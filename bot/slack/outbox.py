@@ -95,7 +95,6 @@ class SlackOutbox:
     async def _deliver_patiently(self, item: OutboxItem) -> None:
         backoff = 1.0
         while True:
-            self.store.outbox_attempted(item.id)
             try:
                 problem = await self._deliver(item)
             except SlackApiError as exc:
