@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from bot import phones
 
 SLACK_TOKEN = re.compile(r"\bx(?:ox[abposr]|app)-[A-Za-z0-9-]+")
-PHONE = re.compile(r"\+\d[\d ]{6,18}\d")
+PHONE = re.compile(r"(?:\+|%2B)(\d[\d ]{6,18}\d)", re.IGNORECASE)  # also URL-encoded
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -24,7 +24,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             text = text.replace(secret, "[redacted]")
     text = SLACK_TOKEN.sub("[slack-token]", text)
-    return PHONE.sub(lambda m: phones.mask(m.group(0).replace(" ", "")), text)
+    return PHONE.sub(lambda m: phones.mask("+" + m.group(1).replace(" ", "")), text)
 
 
 class RedactingFilter(logging.Filter):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
 
+from bot.text import quoted, without_invisibles
+
 # Shown in channels instead of the whole number: country code, a fixed run of
 # bullets (so the length of the number is not revealed either), last four digits.
 MASK = "•••••"
@@ -16,7 +18,7 @@ class PhoneNumberError(ValueError):
     def __init__(self, value: str, reason: str) -> None:
         self.value = value
         self.reason = reason
-        super().__init__(f"phone number '{value}' {reason}")
+        super().__init__(f"phone number {quoted(value)} {reason}")
 
 
 _POSSIBLE_REASONS = {
@@ -36,7 +38,7 @@ def to_e164(raw: str, default_region: str | None = None) -> str:
     is read in `default_region` (an ISO country code such as "NG") when one is
     given, and rejected otherwise: guessing a country could call a stranger.
     """
-    text = raw.strip()
+    text = without_invisibles(raw).strip()
     if not text:
         raise PhoneNumberError(raw, f"is empty; {E164_HINT}")
     # phonenumbers reads vanity letters (1-800-FLOWERS) as digits; a robo call to

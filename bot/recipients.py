@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 from bot import templates
 from bot.intron.validation import Recipient
+from bot.text import quoted, without_invisibles
 
 MAX_RECIPIENTS = 10_000
+MAX_TEXT_CHARS = 400_000
 
 # Header names (lower-cased, spaces and dashes read as "_") that mark a CSV's phone column.
 PHONE_COLUMNS = frozenset({"phone", "phone_number", "number", "msisdn", "mobile", "tel"})
@@ -29,16 +31,14 @@ EXAMPLE_VOICE = "voice=igbo/female"
 VOICE = "voice"
 
 # Slack clients turn typed quotes into typographic ones; shlex only knows straight quotes.
-# A byte-order mark (spreadsheet exports) or a zero-width space (copied from web
-# pages) is invisible to the user and would otherwise end up inside a number or a name.
+# (Invisible characters — byte-order marks from spreadsheet exports, zero-width
+# spaces and direction marks copied from web pages — are dropped by `_normalise`.)
 _NORMALISE = str.maketrans(
     {
         "\u201c": '"',  # left double quotation mark
         "\u201d": '"',  # right double quotation mark
         "\u2018": "'",  # left single quotation mark
         "\u2019": "'",  # right single quotation mark
-        "\ufeff": None,
-        "\u200b": None,
     }
 )
 
@@ -139,6 +139,7 @@ def parse_recipient_lines(
     Empty cells beyond the header's columns are ignored. A cell may not run over
     several lines: that is nearly always a quote left open.
     """
+    _check_size(text)
     lines = _normalise(text).splitlines()
     header = _find_csv_header(lines)
     parsed = _parse_free_form(lines) if header is None else _parse_csv(lines, header)
@@ -171,6 +172,7 @@ def parse_call_command(text: str) -> CallCommand:
     1-based position among the recipients. `@user` recipients are not supported
     yet and are reported.
     """
+    _check_size(text)
     try:
         words = _split_words(_normalise(text))
     except ValueError as exc:
@@ -195,6 +197,14 @@ def parse_call_command(text: str) -> CallCommand:
                 f"e.g. {EXAMPLE_COMMAND}",
             )
         )
+    elif len(numbers) > MAX_RECIPIENTS:
+        problems.append(
+            LineProblem(
+                None,
+                str(len(numbers)),
+                f"{len(numbers):,} recipients; at most {MAX_RECIPIENTS:,} per request",
+            )
+        )
     if problems:
         raise RecipientsError(problems)
     return CallCommand(workflow, recipients, shared, voice)
@@ -212,7 +222,22 @@ class _Parsed:
 
 
 def _normalise(text: str) -> str:
-    return text.translate(_NORMALISE)
+    return without_invisibles(text.translate(_NORMALISE))
+
+
+def _check_size(text: str) -> None:
+    """Refuse text too long to read at once (splitting it costs time on the event loop)."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise RecipientsError(
+            [
+                LineProblem(
+                    None,
+                    f"{len(text):,} characters",
+                    f"the text is {len(text):,} characters; at most {MAX_TEXT_CHARS:,} are read at "
+                    f"once (about {MAX_RECIPIENTS:,} recipients): split it into several requests",
+                )
+            ]
+        )
 
 
 def _split_words(text: str) -> list[str]:
@@ -246,17 +271,17 @@ def _is_blank_or_comment(line: str) -> bool:
 def _pair_problem(word: str, name: str, value: str) -> str | None:
     """Why `name=value` (the parts of `word`) cannot fill a template variable, or None."""
     if not name:
-        return f"{_q(word)} has no name before '='; write e.g. name={_example(value or 'Ada')}"
+        return f"{quoted(word)} has no name before '='; write e.g. name={_example(value or 'Ada')}"
     if not templates.VARIABLE.fullmatch(f"[{name}]"):
         return (
-            f"{_q(name)} is not a variable name; use letters, digits and _ (not starting with "
+            f"{quoted(name)} is not a variable name; use letters, digits and _ (not starting with "
             f"a digit), e.g. {_suggest_name(name)}={_example(value or 'Ada')}"
         )
     return None
 
 
 def _duplicate_message(name: str, first: str, second: str) -> str:
-    return f"{_q(name)} is given twice ({_q(first)}, then {_q(second)}); keep one"
+    return f"{quoted(name)} is given twice ({quoted(first)}, then {quoted(second)}); keep one"
 
 
 def _suggest_name(name: str) -> str:
@@ -268,7 +293,7 @@ def _suggest_name(name: str) -> str:
 
 def _mention_message(word: str) -> str:
     return (
-        f"{_q(word)}: @user recipients are not supported yet; "
+        f"{quoted(word)}: @user recipients are not supported yet; "
         "give a number instead, e.g. +2348076960623"
     )
 
@@ -281,12 +306,6 @@ def _quote_message(subject: str, exc: ValueError) -> str:
         f"{subject} has a quote that is never closed; close it, e.g. "
         """name="Ada Obi" (put a value with an apostrophe in double quotes: name="O'Brien")"""
     )
-
-
-def _q(value: str, limit: int = 40) -> str:
-    """`value` in quotes for a message, shortened: users paste very long lines."""
-    shown = value if len(value) <= limit else value[: limit - 1] + "…"
-    return f"'{shown}'"
 
 
 def _example(value: str) -> str:
@@ -315,7 +334,7 @@ def _parse_line(line: int, text: str) -> RecipientLine | list[LineProblem]:
     try:
         words = _split_words(text)
     except ValueError as exc:
-        return [LineProblem(line, text.strip(), _quote_message(_q(text.strip()), exc))]
+        return [LineProblem(line, text.strip(), _quote_message(quoted(text.strip()), exc))]
     phone, rest = _take_number(words)
     problems: list[LineProblem] = []
     if not phone:
@@ -323,7 +342,7 @@ def _parse_line(line: int, text: str) -> RecipientLine | list[LineProblem]:
             LineProblem(
                 line,
                 text.strip(),
-                f"{_q(text.strip())} does not start with a number; "
+                f"{quoted(text.strip())} does not start with a number; "
                 f"start the line with it, e.g. {EXAMPLE_LINE}",
             )
         )
@@ -369,12 +388,14 @@ def _read_pairs(line: int, words: list[str]) -> tuple[dict[str, str], list[LineP
 def _not_a_pair_message(word: str) -> str:
     if _NUMBERISH.fullmatch(word):
         return (
-            f"{_q(word)} is not name=value and looks like a number; give one number per line, "
+            f"{quoted(word)} is not name=value and looks like a number; give one number per line, "
             f"written without spaces or in groups of at most 4 digits, e.g. {EXAMPLE_LINE}"
         )
     if word.startswith("#"):
-        return f"{_q(word)} is not name=value; a comment needs a line of its own, starting with #"
-    return f"{_q(word)} is not name=value; write e.g. name={_example(word)}"
+        return (
+            f"{quoted(word)} is not name=value; a comment needs a line of its own, starting with #"
+        )
+    return f"{quoted(word)} is not name=value; write e.g. name={_example(word)}"
 
 
 # --- CSV with a header row -----------------------------------------------------------
@@ -478,7 +499,7 @@ def _header_problems(header: _Header) -> list[LineProblem]:
                 LineProblem(
                     header.line,
                     name,
-                    f"column {_q(name)} appears twice in the header; rename or remove one",
+                    f"column {quoted(name)} appears twice in the header; rename or remove one",
                 )
             )
         seen.add(name)
@@ -505,7 +526,7 @@ def _read_row(
                 LineProblem(
                     line,
                     cell,
-                    f"{_q(cell)} is in column {position + 1}, which has no name on line "
+                    f"{quoted(cell)} is in column {position + 1}, which has no name on line "
                     f"{header.line}; name the column or remove the value",
                 )
             )
@@ -516,7 +537,7 @@ def _read_row(
             LineProblem(
                 line,
                 "",
-                f"the {_q(column)} cell is empty; give a number, e.g. +2348076960623, "
+                f"the {quoted(column)} cell is empty; give a number, e.g. +2348076960623, "
                 "or delete the row",
             )
         )
@@ -537,7 +558,7 @@ def _extra_cell_problems(header: _Header, line: int, row: list[str]) -> list[Lin
             line,
             extra[0],
             f"{len(row)} cells but the header on line {header.line} has {len(header.columns)} "
-            f"columns, so {_q(extra[0])} has no column; put quotes around a value that holds "
+            f"columns, so {quoted(extra[0])} has no column; put quotes around a value that holds "
             f"a {_DELIMITER_NAMES[delimiter]}{example}",
         )
     ]
@@ -545,7 +566,7 @@ def _extra_cell_problems(header: _Header, line: int, row: list[str]) -> list[Lin
 
 def _unclosed_cell_message(cell: str, line: int, last_line: int) -> str:
     start = cell.splitlines()[0].strip() if cell.strip() else ""
-    which = f"the quote before {_q(start)}" if start else "a quote"
+    which = f"the quote before {quoted(start)}" if start else "a quote"
     runs_on = f" (the row runs on to line {last_line})" if last_line > line else ""
     return f'{which} is never closed on line {line}{runs_on}; close it, e.g. "Obi, Ada"'
 
@@ -572,7 +593,7 @@ def _take_workflow(words: list[str]) -> tuple[str, list[str], list[LineProblem]]
     # a mention or a value means the workflow was left out, so read it as such.
     is_number = first.startswith("+") and bool(_NUMBERISH.fullmatch(first))
     if "=" in first or _is_mention(first) or is_number:
-        return "", words, [LineProblem(None, first, f"{_q(first)} is not a workflow; {hint}")]
+        return "", words, [LineProblem(None, first, f"{quoted(first)} is not a workflow; {hint}")]
     return first, words[1:], []
 
 
@@ -605,7 +626,7 @@ def _voice_problem(earlier: str | None, value: str) -> str | None:
         return f"voice= has no value; give one, e.g. {EXAMPLE_VOICE}"
     if earlier is not None:
         return (
-            f"voice is given twice ({_q(earlier)}, then {_q(value)}); "
+            f"voice is given twice ({quoted(earlier)}, then {quoted(value)}); "
             f"give one, e.g. {EXAMPLE_VOICE}"
         )
     return None

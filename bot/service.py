@@ -41,6 +41,7 @@ from bot.store import (
     new_request_id,
     now_iso,
 )
+from bot.text import clip, quoted
 from bot.voices import Voice
 
 log = logging.getLogger(__name__)
@@ -119,11 +120,11 @@ class CallService:
         known = ", ".join(w.name for w in workflows) or "none yet"
         if matches:
             message = (
-                f"workflow '{ref}' names {len(matches)} workflows; "
+                f"workflow {quoted(ref)} names {len(matches)} workflows; "
                 f"use the id instead ({', '.join(w.id for w in matches)})"
             )
         else:
-            message = f"workflow '{ref}' does not exist; known workflows: {known}"
+            message = f"workflow {quoted(ref)} does not exist; known workflows: {clip(known, 500)}"
         raise InvalidCallRequest([Problem("workflow", ref, message)])
 
     # ------------------------------------------------------------ requests
@@ -243,6 +244,8 @@ class CallService:
         )
         if record is None:  # a callback completed it meanwhile; nothing to add
             return self.store.request(request_id)
+        if status in (RequestStatus.FAILED, RequestStatus.UNKNOWN):
+            self.store.audit("provider", f"request.{status}", request_id, {"error": record.error})
         await self._notify(record, event)
         return record
 

@@ -433,6 +433,15 @@ class Store:
                 [message.request_id, message.channel, message.ts, int(message.results_queued)],
             )
 
+    def first_sighting(self, event_id: str) -> bool:
+        """True the first time an event id is seen, False for every repeat (Slack retries)."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO seen_slack_events (event_id, seen_at) VALUES (?, ?)",
+                [event_id, now_iso()],
+            )
+        return cursor.rowcount == 1
+
     # ------------------------------------------------------------ Home tab viewers
 
     def touch_home_viewer(self, user_id: str, can_manage: bool) -> None:

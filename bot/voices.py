@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from bot.text import quoted
+
 
 @dataclass(frozen=True)
 class Voice:
@@ -31,7 +33,7 @@ class UnknownVoiceError(ValueError):
 
     def __init__(self, value: str, reason: str) -> None:
         self.value = value
-        super().__init__(f"voice '{value}' {reason}")
+        super().__init__(f"voice {quoted(value)} {reason}")
 
 
 @cache

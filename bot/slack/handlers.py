@@ -24,6 +24,7 @@ from bot.slack import views
 from bot.slack.context import SlackContext
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
 from bot.slack.workflow_handlers import register_workflow_handlers, workflows_message
+from bot.text import clip
 from bot.voices import UnknownVoiceError, Voice, parse_voice
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,11 @@ async def handle_robocall_command(
     else:
         message = views.help_message(ctx.sandbox)
         await ack(
-            text=f"Unknown command '{word}'. " + message.text,
+            text=f"Unknown command '{clip(word, 60)}'. " + message.text,
             blocks=[
-                _notice(f":warning: `/robocall {_clip(word)}` is not a command. Here is what is:"),
+                _notice(
+                    f":warning: `/robocall {clip(word, 60)}` is not a command. Here is what is:"
+                ),
                 *message.blocks,
             ],
         )
@@ -120,7 +123,7 @@ async def handle_status_command(ctx: SlackContext, ack: AsyncAck, ref: str) -> N
     record = ctx.service.lookup(ref)
     if record is None:
         await ack(
-            text=f"No request or Intron batch has the id '{_clip(ref)}'. Request ids "
+            text=f"No request or Intron batch has the id '{clip(ref, 60)}'. Request ids "
             "look like rq-3f9c2a7b1d04; the channel message shows both ids."
         )
         return
@@ -258,10 +261,6 @@ def _notice(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _clip(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _voice(value: str | None) -> Voice | None:
     if not value or value == DEFAULT_VOICE:
         return None
@@ -298,4 +297,4 @@ def _field_error(problems: Sequence[str]) -> str:
     shown = list(problems[:5])
     if len(problems) > 5:
         shown.append(f"…and {len(problems) - 5} more")
-    return _clip("\n".join(shown), 1900)
+    return clip("\n".join(shown), 1900)

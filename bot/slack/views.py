@@ -27,6 +27,7 @@ from bot import phones
 from bot.intron.models import Workflow
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
 from bot.store import CallRecord, RequestRecord, RequestStatus
+from bot.text import clip, escape_mrkdwn
 from bot.voices import Voice, parse_voice, premium_voices
 
 SANDBOX_NOTE = ":test_tube: *Sandbox*: no INTRON_API_KEY is set, so no real calls are placed."
@@ -65,10 +66,6 @@ def _sandbox_blocks(sandbox: bool) -> list[Block]:
     )
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def voice_label(voice_key: str | None) -> str:
     return parse_voice(voice_key).label if voice_key else "provider default"
 
@@ -102,7 +99,7 @@ def send_call_modal(
             blocks=blocks,
             private_metadata=context.model_dump_json(),
         )
-    options = [Option(value=w.id, text=_clip(w.name, 75)) for w in workflows[:MAX_OPTIONS]]
+    options = [Option(value=w.id, text=clip(w.name, 75)) for w in workflows[:MAX_OPTIONS]]
     initial = next((o for o in options if selected and o.value == selected.id), None)
     blocks.append(
         InputBlock(
@@ -196,11 +193,11 @@ def voice_option_groups() -> list[OptionGroup]:
 def workflow_summary(workflow: Workflow) -> str:
     """The workflow's message, the variables it needs and its reply options, as mrkdwn."""
     needs = ", ".join(f"`[{v}]`" for v in workflow.variables) or "no variables"
-    lines = [f"*{workflow.name}*", f">{_clip(workflow.message, 2000)}", f"Needs: {needs}"]
+    lines = [f"*{workflow.name}*", f">{clip(workflow.message, 2000)}", f"Needs: {needs}"]
     if workflow.include_reply and workflow.response_options:
         replies = ", ".join(f"{d} = {t}" for d, t in workflow.response_options.items())
         lines.append(f"Keypad replies: {replies}")
-    return _clip("\n".join(lines), 3000)
+    return clip("\n".join(lines), 3000)
 
 
 # ---------------------------------------------------------------- ephemeral answers
@@ -248,13 +245,13 @@ def voices_message(sandbox: bool) -> Message:
 
 def problems_message(title: str, problems: Sequence[str], sandbox: bool) -> Message:
     """A refusal: what is wrong, one line per problem; nothing was sent."""
-    shown = [f"• {p}" for p in problems[:15]]
+    shown = [f"• {escape_mrkdwn(clip(p, 1000))}" for p in problems[:15]]
     if len(problems) > 15:
         shown.append(f"• …and {len(problems) - 15} more")
     text = f":warning: {title} Nothing was sent.\n" + "\n".join(shown)
     return _message(
         f"{title} Nothing was sent.",
-        [*_sandbox_blocks(sandbox), SectionBlock(text=MarkdownTextObject(text=_clip(text, 3000)))],
+        [*_sandbox_blocks(sandbox), SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))],
     )
 
 
@@ -281,7 +278,7 @@ def status_message(
     if record.batch_id:
         lines.append(f"Intron batch `{record.batch_id}`")
     if record.error:
-        lines.append(f":warning: {record.error}")
+        lines.append(f":warning: {escape_mrkdwn(record.error)}")
     blocks: list[Block] = [
         *_sandbox_blocks(sandbox),
         SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
@@ -291,7 +288,7 @@ def status_message(
         blocks.append(
             SectionBlock(
                 text=MarkdownTextObject(
-                    text=_clip(
+                    text=clip(
                         "\n".join(call_line(c, workflow) for c in calls[:CALLS_PER_MESSAGE]), 3000
                     )
                 )
@@ -345,11 +342,11 @@ def request_message(record: RequestRecord, workflow: Workflow | None, sandbox: b
 
 def failure_reply(record: RequestRecord) -> Message:
     icon = ":grey_question:" if record.status == RequestStatus.UNKNOWN else ":x:"
-    text = f"{icon} {record.error or 'The request failed.'}"
+    text = f"{icon} {escape_mrkdwn(record.error or 'The request failed.')}"
     if record.status == RequestStatus.UNKNOWN:
         text += f"\nCheck with `/robocall status {record.id}`."
     return _message(
-        _clip(text, 3000), [SectionBlock(text=MarkdownTextObject(text=_clip(text, 3000)))]
+        clip(text, 3000), [SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))]
     )
 
 

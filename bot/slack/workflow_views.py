@@ -30,6 +30,7 @@ from bot.intron.models import Page, Workflow, WorkflowCall, WorkflowRequest, Wor
 from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
 from bot.slack.views import SANDBOX_NOTE, Message, one_line_summary, voice_label
 from bot.store import RequestRecord
+from bot.text import clip
 
 PER_PAGE = 8  # workflows per page of the list: 3 blocks each keeps well under 50
 CALL_STATUSES = ("COMPLETED", "TIMEOUT", "FAILED", "QUEUED")
@@ -76,12 +77,8 @@ def _sandbox(sandbox: bool) -> list[Block]:
     )
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _md(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=_clip(text, 3000)))
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))
 
 
 def _ago(when: datetime | None) -> str:
@@ -215,7 +212,7 @@ def message_count(message: str) -> str:
         line += f" · :warning: {problem}"
     if len(message) > templates.MAX_MESSAGE_CHARS:
         line += " · :warning: too long"
-    return _clip(line, 3000)
+    return clip(line, 3000)
 
 
 def workflow_modal(
@@ -328,7 +325,7 @@ def done_modal(title: str, text: str, sandbox: bool = False) -> View:
     return View(
         type="modal",
         callback_id=CallbackId.WORKFLOW_DONE,
-        title=_clip(title, 24),
+        title=clip(title, 24),
         close="Close",
         blocks=[*_sandbox(sandbox), _md(text)],
     )
@@ -385,7 +382,7 @@ def view_modal(
     lines = [
         f"*{workflow.name}* · {workflow.workflow_type.lower()} · id `{workflow.id}`",
         workflow.description or "",
-        f">{_clip(workflow.message, 2500)}",
+        f">{clip(workflow.message, 2500)}",
         f"Needs: {', '.join(f'`[{v}]`' for v in workflow.variables) or 'no variables'}",
         f"Keypad reply: {replies or 'none'}" if workflow.include_reply else "No keypad reply",
         "Results come back to this app."
@@ -500,7 +497,7 @@ def calls_modal(
             SectionBlock(
                 block_id=BlockId.CALLS_RESULTS,
                 text=MarkdownTextObject(
-                    text=_clip(_calls_text(page.items) or "No calls match.", 3000)
+                    text=clip(_calls_text(page.items) or "No calls match.", 3000)
                 ),
             )
         )
