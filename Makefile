@@ -25,5 +25,10 @@ lint: $(STAMP)
 sandbox: $(STAMP)
 	$(PY) -m bot sandbox
 
+# Five benchmarks, each beside its baseline; prints one Markdown table (bench/README.md).
+# BENCH_ARGS="--scale 0.05 --only 1,2" for a quick partial run.
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -379,8 +379,9 @@ def tampered(draw: st.DrawFn, app: ThreadedApp, signed: Body) -> bytes:
         # The same JSON, other bytes: the signature covers bytes, not meaning.
         result = json.dumps(json.loads(body), indent=1).encode()
     if not well_formed(result, content_type):
-        # Bodies that cannot even be parsed have their own test (test_unparseable_bodies_are_refused_with_401);
-        # this one keeps to requests the app reads as Slack's.
+        # Bodies that cannot even be parsed have their own test
+        # (test_unparseable_bodies_are_refused_with_401); this one keeps to requests the
+        # app reads as Slack's.
         result = body + b"&user_id=UADMIN" if not body.startswith(b"{") else body + b"\n"
     # Whatever was drawn, the body sent is never the body signed.
     return result if result != body else body + b" "
