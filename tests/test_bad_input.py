@@ -540,8 +540,11 @@ async def test_a_1_mb_paste_of_recipients_is_refused_by_the_limit(check: Check) 
     pasted = "\n".join(lines)
     assert len(pasted.encode()) > 1_000_000
     answer = await check.submit(pasted)
-    refused_modal(answer, BlockId.RECIPIENTS,
-                  "the text is 1,121,999 characters; at most 400,000 are read at once")
+    refused_modal(
+        answer,
+        BlockId.RECIPIENTS,
+        "the text is 1,121,999 characters; at most 400,000 are read at once",
+    )
     await check.nothing_happened()
     await check.still_works()
 
