@@ -276,6 +276,24 @@ async def test_results_queued_while_the_parent_is_in_flight_are_posted_once(
     assert len(results) == 1
 
 
+async def test_a_change_while_the_parent_is_being_posted_gets_its_own_edit(
+    harness: Harness, sandbox: Sandbox
+) -> None:
+    """The parent is rendered ("placing…") and slow to post; the request fails meanwhile.
+    The channel must end showing the failure, not the state the parent was drawn in."""
+    harness.fake.set_latency("chat.postMessage", 0.5)
+    sandbox.state.faults.append(Fault("place_calls", status=401))
+    await command(harness, f"call Reminder {NUMBER.format(1)} name=Ada")
+    store = harness.running.store
+    await harness.wait_until(
+        lambda: (r := store.recent_requests(1)) and r[0].status == RequestStatus.FAILED
+    )
+    await harness.settled()
+    [parent] = [m for m in harness.fake.messages("C1") if not m.params.get("thread_ts")]
+    edits = harness.fake.updates("C1", store.slack_message(store.recent_requests(1)[0].id).ts)
+    assert "Failed" in (edits[-1] if edits else parent).all_text()
+
+
 async def test_pending_slack_work_is_delivered_after_a_restart(
     harness: Harness, sandbox: Sandbox
 ) -> None:

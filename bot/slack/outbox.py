@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import views
-from bot.store import OutboxItem, Store
+from bot.store import OutboxItem, RequestRecord, SlackMessage, Store
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class SlackOutbox:
         self.store = store
         self.sandbox = sandbox
         self._workers: dict[str, asyncio.Task] = {}
-        self._in_flight: dict[str, int] = {}  # request id → edit item being delivered
+        self._in_flight: dict[str, int] = {}  # request id → parent/edit being delivered
         self._closed = False
 
     def kick(self) -> None:
@@ -134,34 +134,41 @@ class SlackOutbox:
         message = self.store.slack_message(item.request_id)
         if record is None or message is None:
             return "unknown request"
-        if item.kind == "parent":
-            rendered = views.request_message(
-                record, self.store.workflow(record.workflow_id), self.sandbox
-            )
-            answer = await self.client.chat_postMessage(
-                channel=item.channel, text=rendered.text, blocks=rendered.blocks
-            )
-            self.store.set_slack_ts(item.request_id, answer["ts"])
-            return None
-        if message.ts is None:
-            return "the parent message was never posted"
-        if item.kind == "edit":
+        if item.kind in ("parent", "edit"):
+            if item.kind == "edit" and message.ts is None:
+                return "the parent message was never posted"
+            # From here the parent shows the state read now: a change from now on
+            # needs an edit of its own, so this item no longer counts as pending.
             self._in_flight[item.request_id] = item.id
             try:
-                rendered = views.request_message(
-                    record, self.store.workflow(record.workflow_id), self.sandbox
-                )
-                await self.client.chat_update(
-                    channel=item.channel, ts=message.ts, text=rendered.text, blocks=rendered.blocks
-                )
+                await self._show_parent(item, record, message)
             finally:
                 self._in_flight.pop(item.request_id, None)
             return None
+        if message.ts is None:
+            return "the parent message was never posted"
         assert item.payload is not None
         await self.client.chat_postMessage(
             channel=item.channel, thread_ts=message.ts, **item.payload
         )
         return None
+
+    async def _show_parent(
+        self, item: OutboxItem, record: RequestRecord, message: SlackMessage
+    ) -> None:
+        """Post the parent message, or edit it, rendered from the request as it is now."""
+        rendered = views.request_message(
+            record, self.store.workflow(record.workflow_id), self.sandbox
+        )
+        if item.kind == "parent":
+            answer = await self.client.chat_postMessage(
+                channel=item.channel, text=rendered.text, blocks=rendered.blocks
+            )
+            self.store.set_slack_ts(item.request_id, answer["ts"])
+        else:
+            await self.client.chat_update(
+                channel=item.channel, ts=message.ts, text=rendered.text, blocks=rendered.blocks
+            )
 
     def _give_up(self, item: OutboxItem, error: str) -> None:
         log.warning("slack refused %s for %s: %s", item.kind, item.request_id, error)
