@@ -544,14 +544,22 @@ numbers = st.builds(
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True)
 
 # Anything a person might put in a value, except line breaks, control characters and
-# the curly quotes and invisible marks the parser deliberately rewrites.
+# what the parser deliberately rewrites: curly quotes, and invisible format
+# characters (category Cf: direction marks, zero-width spaces, soft hyphens), dropped.
 values = st.text(
     st.characters(
-        exclude_categories=("Cs", "Cc", "Zl", "Zp"),
-        exclude_characters="\u201c\u201d\u2018\u2019\ufeff\u200b",
+        exclude_categories=("Cs", "Cc", "Cf", "Zl", "Zp"),
+        exclude_characters="\u201c\u201d\u2018\u2019",
     ),
     max_size=20,
 )
+
+
+def test_invisible_format_characters_are_dropped_from_numbers_and_values() -> None:
+    (recipient,) = parse_recipient_lines("\u200f+2348076960623 name=A\u00addo\u200bra")
+    assert recipient.phone == "+2348076960623"
+    assert recipient.variables == {"name": "Adora"}
+
 
 variable_sets = st.dictionaries(names, values, max_size=4)
 recipient_lists = st.lists(st.tuples(numbers, variable_sets), min_size=1, max_size=20)
