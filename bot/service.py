@@ -169,21 +169,22 @@ class CallService:
             )
             for position, p in enumerate(call_request.workflow_params, start=1)
         ]
-        stored, created = self.store.add_request(
-            record, call_request.model_dump(exclude_none=True), calls
-        )
-        if created:
-            self.store.audit(
-                order.requested_by,
-                "request.accepted",
-                request_id,
-                {
-                    "workflow": workflow.id,
-                    "voice": record.voice,
-                    "channel": order.channel,
-                    "numbers": [c.phone_number for c in calls],
-                },
+        with self.store.atomic():  # the request and its audit row, or neither
+            stored, created = self.store.add_request(
+                record, call_request.model_dump(exclude_none=True), calls
             )
+            if created:
+                self.store.audit(
+                    order.requested_by,
+                    "request.accepted",
+                    request_id,
+                    {
+                        "workflow": workflow.id,
+                        "voice": record.voice,
+                        "channel": order.channel,
+                        "numbers": [c.phone_number for c in calls],
+                    },
+                )
         return stored, created
 
     async def dispatch(self, request_id: str) -> RequestRecord | None:
@@ -301,25 +302,26 @@ class CallService:
             )
             return CallbackOutcome.UNKNOWN_REQUEST, None
         results = _results_by_position(callback, self.store.calls(record.id))
-        if not is_final(callback.status):
-            progressed = self.store.record_progress(record, callback.request_id, results)
-            outcome = CallbackOutcome.PROGRESS if progressed else CallbackOutcome.DUPLICATE
+        with self.store.atomic():  # results, log and audit row together, or none of them
+            if not is_final(callback.status):
+                progressed = self.store.record_progress(record, callback.request_id, results)
+                outcome = CallbackOutcome.PROGRESS if progressed else CallbackOutcome.DUPLICATE
+                self.store.log_callback(raw, outcome, callback.request_id, record.id, source)
+                return outcome, record
+            completed = self.store.complete(record, callback, results)
+            outcome = CallbackOutcome.APPLIED if completed else CallbackOutcome.DUPLICATE
             self.store.log_callback(raw, outcome, callback.request_id, record.id, source)
-            return outcome, record
-        completed = self.store.complete(record, callback, results)
-        outcome = CallbackOutcome.APPLIED if completed else CallbackOutcome.DUPLICATE
-        self.store.log_callback(raw, outcome, callback.request_id, record.id, source)
-        if completed:
-            self.store.audit(
-                "provider",
-                "request.completed",
-                record.id,
-                {
-                    "source": source,
-                    "status": callback.status,
-                    "results": {c.phone_number: c.status for c in self.store.calls(record.id)},
-                },
-            )
+            if completed:
+                self.store.audit(
+                    "provider",
+                    "request.completed",
+                    record.id,
+                    {
+                        "source": source,
+                        "status": callback.status,
+                        "results": {c.phone_number: c.status for c in self.store.calls(record.id)},
+                    },
+                )
         return outcome, completed or record
 
     async def found_placed(self, request_id: str, batch_id: str) -> RequestRecord | None:

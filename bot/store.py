@@ -12,6 +12,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -99,6 +100,29 @@ def new_request_id() -> str:
     return f"rq-{uuid.uuid4().hex[:12]}"
 
 
+# Every column of `requests` but the (possibly megabyte-sized) `call_request` body.
+_REQUEST_FIELDS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "status",
+    "workflow_id",
+    "workflow_name",
+    "voice",
+    "requested_by",
+    "channel",
+    "source",
+    "idempotency_key",
+    "recipient_count",
+    "batch_id",
+    "error",
+    "stats",
+    "completed_at",
+)
+REQUEST_COLUMNS = ", ".join(_REQUEST_FIELDS)
+JOINED_REQUEST_COLUMNS = ", ".join(f"r.{name}" for name in _REQUEST_FIELDS)
+
+
 class Store:
     """All persistence. Synchronous and fast (single-row statements on indexed keys)."""
 
@@ -118,6 +142,10 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def atomic(self) -> AbstractContextManager:
+        """One transaction around several store calls (nested ones become savepoints)."""
+        return self.db.atomic()
 
     def _create_tables(self) -> None:
         self.db.executescript(
@@ -156,10 +184,12 @@ class Store:
             CREATE TABLE IF NOT EXISTS outbox (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL,
                 channel TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT,
-                created_at TEXT NOT NULL, delivered_at TEXT, failed TEXT
+                created_at TEXT NOT NULL, failed TEXT
             );
             CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, id)
-                WHERE delivered_at IS NULL AND failed IS NULL;
+                WHERE failed IS NULL;
+            CREATE INDEX IF NOT EXISTS outbox_request ON outbox (request_id, kind)
+                WHERE failed IS NULL;
             CREATE TABLE IF NOT EXISTS seen_slack_events (
                 event_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL
             );
@@ -180,7 +210,7 @@ class Store:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.db.conn:
+        with self.db.atomic():
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
     def callback_token(self, configured: str | None) -> str:
@@ -198,7 +228,7 @@ class Store:
     def replace_workflows(self, workflows: Iterable[Workflow]) -> None:
         """Replace the whole cache with a fresh listing from the provider."""
         fetched = now_iso()
-        with self.db.conn:
+        with self.db.atomic():
             self.db.execute("DELETE FROM workflows")
             for workflow in workflows:
                 self._put_workflow(workflow, fetched)
@@ -208,7 +238,7 @@ class Store:
             )
 
     def put_workflow(self, workflow: Workflow) -> None:
-        with self.db.conn:
+        with self.db.atomic():
             self._put_workflow(workflow, now_iso())
 
     def _put_workflow(self, workflow: Workflow, fetched_at: str) -> None:
@@ -226,7 +256,7 @@ class Store:
         return Workflow.model_validate_json(row[0]) if row else None
 
     def delete_workflow(self, workflow_id: str) -> None:
-        with self.db.conn:
+        with self.db.atomic():
             self.db.execute("DELETE FROM workflows WHERE id = ?", [workflow_id])
 
     def workflows_fetched_at(self) -> datetime | None:
@@ -246,7 +276,7 @@ class Store:
         row = record.model_dump(mode="json", exclude={"stats"}) | {
             "call_request": json.dumps(call_request),
         }
-        with self.db.conn:
+        with self.db.atomic():
             self.db["requests"].insert(row)
             self.db["calls"].insert_all(
                 {**c.model_dump(mode="json"), "variables": json.dumps(c.variables)} for c in calls
@@ -254,28 +284,32 @@ class Store:
         return record, True
 
     def _by_key(self, key: str) -> RequestRecord | None:
-        return self._one("SELECT * FROM requests WHERE idempotency_key = ?", [key])
+        return self._one(f"SELECT {REQUEST_COLUMNS} FROM requests WHERE idempotency_key = ?", [key])
 
     def request(self, request_id: str) -> RequestRecord | None:
-        return self._one("SELECT * FROM requests WHERE id = ?", [request_id])
+        return self._one(f"SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?", [request_id])
 
     def request_by_batch(self, batch_id: str) -> RequestRecord | None:
-        return self._one("SELECT * FROM requests WHERE batch_id = ?", [batch_id])
+        return self._one(f"SELECT {REQUEST_COLUMNS} FROM requests WHERE batch_id = ?", [batch_id])
 
     def requests_with_status(self, *statuses: RequestStatus) -> list[RequestRecord]:
         marks = ",".join("?" for _ in statuses)
         rows = self.db.query(
-            f"SELECT * FROM requests WHERE status IN ({marks}) ORDER BY created_at", statuses
+            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE status IN ({marks}) ORDER BY created_at",
+            statuses,
         )
         return [_request(row) for row in rows]
 
     def recent_requests(self, limit: int = 10) -> list[RequestRecord]:
-        rows = self.db.query("SELECT * FROM requests ORDER BY created_at DESC LIMIT ?", [limit])
+        rows = self.db.query(
+            f"SELECT {REQUEST_COLUMNS} FROM requests ORDER BY created_at DESC LIMIT ?", [limit]
+        )
         return [_request(row) for row in rows]
 
     def requests_for_workflow(self, workflow_id: str, limit: int = 20) -> list[RequestRecord]:
         rows = self.db.query(
-            "SELECT * FROM requests WHERE workflow_id = ? ORDER BY created_at DESC LIMIT ?",
+            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE workflow_id = ? "
+            "ORDER BY created_at DESC LIMIT ?",
             [workflow_id, limit],
         )
         return [_request(row) for row in rows]
@@ -299,16 +333,18 @@ class Store:
         updates = {"status": to, "updated_at": now_iso(), **fields}
         assignments = ", ".join(f"{name} = ?" for name in updates)
         marks = ",".join("?" for _ in sources)
-        with self.db.conn:
+        with self.db.atomic():
             cursor = self.db.execute(
                 f"UPDATE requests SET {assignments} WHERE id = ? AND status IN ({marks})",
                 [*updates.values(), request_id, *sources],
             )
         return self.request(request_id) if cursor.rowcount == 1 else None
 
-    def calls(self, request_id: str) -> list[CallRecord]:
+    def calls(self, request_id: str, limit: int | None = None) -> list[CallRecord]:
+        """A request's recipients and results, in order (the first `limit` when given)."""
         rows = self.db.query(
-            "SELECT * FROM calls WHERE request_id = ? ORDER BY position", [request_id]
+            "SELECT * FROM calls WHERE request_id = ? ORDER BY position LIMIT ?",
+            [request_id, -1 if limit is None else limit],
         )
         return [
             CallRecord.model_validate({**r, "variables": json.loads(r["variables"])}) for r in rows
@@ -320,7 +356,7 @@ class Store:
         """Store a callback's results and mark the request completed, in one transaction.
         Returns None (and writes nothing) when the request was already completed."""
         now = now_iso()
-        with self.db.conn:
+        with self.db.atomic():
             cursor = self.db.execute(
                 "UPDATE requests SET status = ?, updated_at = ?, completed_at = ?, stats = ?, "
                 "batch_id = ? WHERE id = ? AND status != ?",
@@ -343,7 +379,7 @@ class Store:
         self, request: RequestRecord, batch_id: str, results: dict[int, dict]
     ) -> bool:
         """Store calls' results from a not-yet-final callback; False once it is completed."""
-        with self.db.conn:
+        with self.db.atomic():
             cursor = self.db.execute(
                 "UPDATE requests SET updated_at = ?, batch_id = COALESCE(batch_id, ?) "
                 "WHERE id = ? AND status != ?",
@@ -377,7 +413,7 @@ class Store:
         request_id: str | None,
         source: str = "intron",
     ) -> None:
-        with self.db.conn:
+        with self.db.atomic():
             self.db["callbacks"].insert(
                 {
                     "received_at": now_iso(),
@@ -410,7 +446,8 @@ class Store:
         """Requests with a channel whose parent was never queued, or whose results
         were stored but never queued (the app stopped in between)."""
         rows = self.db.query(
-            "SELECT r.* FROM requests r LEFT JOIN slack_messages m ON m.request_id = r.id "
+            f"SELECT {JOINED_REQUEST_COLUMNS} FROM requests r "
+            "LEFT JOIN slack_messages m ON m.request_id = r.id "
             "WHERE r.channel IS NOT NULL AND (m.request_id IS NULL OR "
             "(r.status = ? AND m.results_queued = 0)) ORDER BY r.created_at",
             [RequestStatus.COMPLETED],
@@ -419,14 +456,14 @@ class Store:
 
     def set_slack_ts(self, request_id: str, ts: str) -> None:
         """Record where the parent message landed, touching nothing else of the row."""
-        with self.db.conn:
+        with self.db.atomic():
             self.db.execute(
                 "UPDATE slack_messages SET ts = ? WHERE request_id = ?", [ts, request_id]
             )
 
     def add_slack_message(self, message: SlackMessage) -> None:
         """Start tracking where a request is shown in Slack (never overwrites)."""
-        with self.db.conn:
+        with self.db.atomic():
             self.db.execute(
                 "INSERT OR IGNORE INTO slack_messages (request_id, channel, ts, results_queued) "
                 "VALUES (?, ?, ?, ?)",
@@ -435,7 +472,7 @@ class Store:
 
     def first_sighting(self, event_id: str) -> bool:
         """True the first time an event id is seen, False for every repeat (Slack retries)."""
-        with self.db.conn:
+        with self.db.atomic():
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO seen_slack_events (event_id, seen_at) VALUES (?, ?)",
                 [event_id, now_iso()],
@@ -445,7 +482,7 @@ class Store:
     # ------------------------------------------------------------ Home tab viewers
 
     def touch_home_viewer(self, user_id: str, can_manage: bool) -> None:
-        with self.db.conn:
+        with self.db.atomic():
             self.db.execute(
                 "INSERT OR REPLACE INTO home_viewers (user_id, opened_at, can_manage) "
                 "VALUES (?, ?, ?)",
@@ -468,7 +505,7 @@ class Store:
         """Persist Slack work before it is attempted; with `results_for`, also mark that
         request's results as queued, in the same transaction (so they are queued once)."""
         now = now_iso()
-        with self.db.conn:
+        with self.db.atomic():
             for item in items:
                 self.db.execute(
                     "INSERT INTO outbox (request_id, channel, kind, payload, created_at) "
@@ -489,7 +526,7 @@ class Store:
 
     def pending_outbox(self, channel: str | None = None, limit: int = 100) -> list[OutboxItem]:
         """Undelivered work in the order it was queued (per channel when given)."""
-        where = "delivered_at IS NULL AND failed IS NULL"
+        where = "failed IS NULL"
         params: list[Any] = []
         if channel is not None:
             where += " AND channel = ?"
@@ -501,7 +538,7 @@ class Store:
 
     def pending_channels(self) -> list[str]:
         rows = self.db.execute(
-            "SELECT DISTINCT channel FROM outbox WHERE delivered_at IS NULL AND failed IS NULL"
+            "SELECT DISTINCT channel FROM outbox WHERE failed IS NULL"
         ).fetchall()
         return [channel for (channel,) in rows]
 
@@ -509,25 +546,23 @@ class Store:
         marks = ",".join("?" for _ in kinds)
         row = self.db.execute(
             f"SELECT 1 FROM outbox WHERE request_id = ? AND kind IN ({marks}) AND id > ? "
-            "AND delivered_at IS NULL AND failed IS NULL LIMIT 1",
+            "AND failed IS NULL LIMIT 1",
             [request_id, *kinds, after_id],
         ).fetchone()
         return row is not None
 
     def outbox_done(self, item_id: int, *, failed: str | None = None) -> None:
-        with self.db.conn:
-            if failed is None:
-                self.db.execute(
-                    "UPDATE outbox SET delivered_at = ? WHERE id = ?", [now_iso(), item_id]
-                )
-            else:
-                self.db.execute("UPDATE outbox SET failed = ? WHERE id = ?", [failed, item_id])
+        """Delivered: forget the item (the table stays small). Failed: keep it, with why."""
+        if failed is None:
+            self.db.execute("DELETE FROM outbox WHERE id = ?", [item_id])
+        else:
+            self.db.execute("UPDATE outbox SET failed = ? WHERE id = ?", [failed, item_id])
 
     # ------------------------------------------------------------ audit
 
     def audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
         """Record who did what to what, and when."""
-        with self.db.conn:
+        with self.db.atomic():
             self.db["audit"].insert(
                 {
                     "at": now_iso(),

@@ -129,7 +129,10 @@ async def handle_status_command(ctx: SlackContext, ack: AsyncAck, ref: str) -> N
         return
     store = ctx.service.store
     message = views.status_message(
-        record, store.calls(record.id), store.workflow(record.workflow_id), ctx.sandbox
+        record,
+        store.calls(record.id, limit=views.CALLS_PER_MESSAGE),
+        store.workflow(record.workflow_id),
+        ctx.sandbox,
     )
     await _reply(ack, message)
 

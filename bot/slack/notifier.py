@@ -42,7 +42,7 @@ class SlackNotifier:
         results_for = None
         if latest.status == RequestStatus.COMPLETED and not message.results_queued:
             workflow = self.store.workflow(latest.workflow_id)
-            calls = self.store.calls(latest.id)
+            calls = self.store.calls(latest.id, limit=views.MAX_CALL_LINES)
             items += [
                 self._item(latest, "reply", part)
                 for part in views.results_messages(latest, calls, workflow)

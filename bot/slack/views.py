@@ -413,14 +413,14 @@ def results_messages(
         messages.append(
             _message("More results", [SectionBlock(text=MarkdownTextObject(text=lines))])
         )
-    if len(calls) > MAX_CALL_LINES:
+    if (more := record.recipient_count - len(listed)) > 0:
         messages.append(
             _message(
                 "More results",
                 [
                     SectionBlock(
                         text=MarkdownTextObject(
-                            text=f"…and {len(calls) - MAX_CALL_LINES} more calls: all are "
+                            text=f"…and {more} more calls: all are "
                             f"stored; see `/robocall status {record.id}`."
                         )
                     )
