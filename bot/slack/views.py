@@ -54,7 +54,8 @@ def _message(text: str, blocks: Sequence[Block]) -> Message:
     return Message(text=text, blocks=[b.to_dict() for b in blocks])
 
 
-def _sandbox_blocks(sandbox: bool) -> list[Block]:
+def sandbox_blocks(sandbox: bool) -> list[Block]:
+    """The notice every message and modal carries while the sandbox is the provider."""
     return (
         [
             ContextBlock(
@@ -81,7 +82,7 @@ def send_call_modal(
     sandbox: bool = False,
 ) -> View:
     """The *Send robo call* modal; showing `selected`'s message and variables if given."""
-    blocks: list[Block] = _sandbox_blocks(sandbox)
+    blocks: list[Block] = sandbox_blocks(sandbox)
     if not workflows:
         blocks.append(
             SectionBlock(
@@ -221,7 +222,7 @@ def help_message(sandbox: bool) -> Message:
     )
     return _message(
         "How to use /robocall",
-        [*_sandbox_blocks(sandbox), SectionBlock(text=MarkdownTextObject(text=text))],
+        [*sandbox_blocks(sandbox), SectionBlock(text=MarkdownTextObject(text=text))],
     )
 
 
@@ -233,7 +234,7 @@ def voices_message(sandbox: bool) -> Message:
     return _message(
         "Premium voices",
         [
-            *_sandbox_blocks(sandbox),
+            *sandbox_blocks(sandbox),
             SectionBlock(
                 text=MarkdownTextObject(
                     text="*Premium voices* — use as `voice=<accent>/<gender>`:\n" + "\n".join(lines)
@@ -251,7 +252,7 @@ def problems_message(title: str, problems: Sequence[str], sandbox: bool) -> Mess
     text = f":warning: {title} Nothing was sent.\n" + "\n".join(shown)
     return _message(
         f"{title} Nothing was sent.",
-        [*_sandbox_blocks(sandbox), SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))],
+        [*sandbox_blocks(sandbox), SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))],
     )
 
 
@@ -263,7 +264,7 @@ def accepted_message(record: RequestRecord, sandbox: bool) -> Message:
     )
     return _message(
         f"Request {record.id} accepted",
-        [*_sandbox_blocks(sandbox), SectionBlock(text=MarkdownTextObject(text=text))],
+        [*sandbox_blocks(sandbox), SectionBlock(text=MarkdownTextObject(text=text))],
     )
 
 
@@ -280,7 +281,7 @@ def status_message(
     if record.error:
         lines.append(f":warning: {escape_mrkdwn(record.error)}")
     blocks: list[Block] = [
-        *_sandbox_blocks(sandbox),
+        *sandbox_blocks(sandbox),
         SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
     ]
     if record.status == RequestStatus.COMPLETED:
@@ -333,7 +334,7 @@ def request_message(record: RequestRecord, workflow: Workflow | None, sandbox: b
     if record.batch_id:
         ids += f" · Intron batch `{record.batch_id}`"
     blocks: list[Block] = [
-        *_sandbox_blocks(sandbox),
+        *sandbox_blocks(sandbox),
         SectionBlock(text=MarkdownTextObject(text="\n".join(fields))),
         ContextBlock(elements=[MarkdownTextObject(text=ids)]),
     ]

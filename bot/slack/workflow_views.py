@@ -28,7 +28,7 @@ from slack_sdk.models.views import View
 from bot import phones, templates
 from bot.intron.models import Page, Workflow, WorkflowCall, WorkflowRequest, WorkflowType
 from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
-from bot.slack.views import SANDBOX_NOTE, Message, one_line_summary, voice_label
+from bot.slack.views import Message, one_line_summary, sandbox_blocks, voice_label
 from bot.store import RequestRecord
 from bot.text import clip
 
@@ -63,18 +63,6 @@ class CallsQuery(BaseModel):
     batch_id: str | None = None
     status: str | None = None
     phone_number: str | None = None
-
-
-def _sandbox(sandbox: bool) -> list[Block]:
-    return (
-        [
-            ContextBlock(
-                elements=[MarkdownTextObject(text=SANDBOX_NOTE)], block_id=BlockId.SANDBOX_NOTICE
-            )
-        ]
-        if sandbox
-        else []
-    )
 
 
 def _md(text: str) -> SectionBlock:
@@ -151,7 +139,7 @@ def workflows_list(
     pages = max(1, -(-len(workflows) // PER_PAGE))
     page = min(max(page, 1), pages)
     shown = workflows[(page - 1) * PER_PAGE : page * PER_PAGE]
-    blocks: list[Block] = [*_sandbox(sandbox), HeaderBlock(text="Workflows")]
+    blocks: list[Block] = [*sandbox_blocks(sandbox), HeaderBlock(text="Workflows")]
     if notice:
         blocks.append(_md(notice))
     if not workflows:
@@ -231,7 +219,7 @@ def workflow_modal(
         f"{d}={t}" for d, t in ((workflow.response_options or {}) if workflow else {}).items()
     )
     blocks: list[Block] = [
-        *_sandbox(sandbox),
+        *sandbox_blocks(sandbox),
         InputBlock(
             block_id=BlockId.WF_NAME,
             label="Name",
@@ -327,7 +315,7 @@ def done_modal(title: str, text: str, sandbox: bool = False) -> View:
         callback_id=CallbackId.WORKFLOW_DONE,
         title=clip(title, 24),
         close="Close",
-        blocks=[*_sandbox(sandbox), _md(text)],
+        blocks=[*sandbox_blocks(sandbox), _md(text)],
     )
 
 
@@ -358,7 +346,7 @@ def delete_modal(
         title="Delete workflow",
         submit="Delete",
         close="Keep it",
-        blocks=[*_sandbox(sandbox), _md(f"Delete *{workflow.name}* from Intron?\n\n{usage}")],
+        blocks=[*sandbox_blocks(sandbox), _md(f"Delete *{workflow.name}* from Intron?\n\n{usage}")],
         private_metadata=WorkflowRef(
             workflow_id=workflow.id, response_url=response_url
         ).model_dump_json(),
@@ -389,7 +377,7 @@ def view_modal(
         if calls_back_here
         else ":warning: Results go elsewhere, so they will not show up in Slack.",
     ]
-    blocks: list[Block] = [*_sandbox(sandbox), _md("\n".join(x for x in lines if x))]
+    blocks: list[Block] = [*sandbox_blocks(sandbox), _md("\n".join(x for x in lines if x))]
     blocks.append(HeaderBlock(text="Recent requests"))
     if notice:
         blocks.append(_md(notice))
@@ -455,7 +443,7 @@ def calls_modal(
         Option(value=s, text=s.title()) for s in CALL_STATUSES
     ]
     blocks: list[Block] = [
-        *_sandbox(sandbox),
+        *sandbox_blocks(sandbox),
         InputBlock(
             block_id=BlockId.CALLS_BATCH,
             label="Batch id",
@@ -575,7 +563,7 @@ def home_view(
         ButtonElement(text="Refresh workflows", action_id=ActionId.WORKFLOWS_REFRESH, value="1")
     )
     blocks: list[Block] = [
-        *_sandbox(sandbox),
+        *sandbox_blocks(sandbox),
         HeaderBlock(text="Robocall"),
         ActionsBlock(block_id="home_actions", elements=actions),
         HeaderBlock(text="Latest requests"),
