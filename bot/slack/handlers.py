@@ -145,40 +145,28 @@ async def handle_call_command(ctx: SlackContext, ack: AsyncAck, command: dict, r
         return
     try:
         parsed = parse_call_command(rest)
-        voice = _voice(parsed.voice)
-    except RecipientsError as exc:
-        await _reply(
-            ack,
-            views.problems_message(
-                "That call could not be placed.", [str(p) for p in exc.problems], ctx.sandbox
-            ),
+        order = CallOrder(
+            workflow=parsed.workflow,
+            recipients=[r.to_recipient() for r in parsed.recipients],
+            voice=_voice(parsed.voice),
+            requested_by=user,
+            channel=channel,
+            source="slack:/robocall call",
+            idempotency_key=f"command:{command.get('trigger_id')}",
         )
-        return
-    except UnknownVoiceError as exc:
-        await _reply(
-            ack, views.problems_message("That call could not be placed.", [str(exc)], ctx.sandbox)
-        )
-        return
-    order = CallOrder(
-        workflow=parsed.workflow,
-        recipients=[r.to_recipient() for r in parsed.recipients],
-        voice=voice,
-        requested_by=user,
-        channel=channel,
-        source="slack:/robocall call",
-        idempotency_key=f"command:{command.get('trigger_id')}",
-    )
-    try:
         record, created = ctx.service.accept(order)
+    except RecipientsError as exc:
+        problems = [str(p) for p in exc.problems]
+    except UnknownVoiceError as exc:
+        problems = [str(exc)]
     except InvalidCallRequest as exc:
         problems = [_problem_text(p, parsed.recipients, "recipient") for p in exc.problems]
-        await _reply(
-            ack, views.problems_message("That call could not be placed.", problems, ctx.sandbox)
-        )
+    else:
+        await _reply(ack, views.accepted_message(record, ctx.sandbox))
+        _place(ctx, record.id, created)
         return
-    await _reply(ack, views.accepted_message(record, ctx.sandbox))
-    if created:
-        ctx.background.spawn(ctx.service.dispatch(record.id), name=f"dispatch {record.id}")
+    message = views.problems_message("That call could not be placed.", problems, ctx.sandbox)
+    await _reply(ack, message)
 
 
 # ---------------------------------------------------------------- the Send modal
@@ -244,11 +232,16 @@ async def handle_send_call_submission(
         await ack(response_action="errors", errors=_modal_errors(exc.problems, lines))
         return
     await ack()
-    if created:
-        ctx.background.spawn(ctx.service.dispatch(record.id), name=f"dispatch {record.id}")
+    _place(ctx, record.id, created)
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _place(ctx: SlackContext, request_id: str, created: bool) -> None:
+    """Place a newly accepted request after the ack; a repeat of one already taken is not."""
+    if created:
+        ctx.background.spawn(ctx.service.dispatch(request_id), name=f"dispatch {request_id}")
 
 
 async def _reply(ack: AsyncAck, message: views.Message) -> None:
