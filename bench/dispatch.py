@@ -28,8 +28,8 @@ from bench.common import Report, Row, percentile, ratio, say, scaled, write_text
 from bench.procs import Proc, free_port
 from bench.stack import INTRON_KEY, PATHS, Run, SlackWatcher, number
 from bot.intron import IntronClient
-from bot.intron.models import Workflow
 from bot.intron.validation import Recipient, build_call_request
+from bot.providers.intron.models import Workflow
 
 RECIPIENTS = 5000
 BATCH = 50  # recipients per request

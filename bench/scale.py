@@ -29,7 +29,7 @@ from bench.load import Prepared, Sample, closed_loop, session
 from bench.procs import Proc, free_port
 from bench.seed import Seeded, seed
 from bench.stack import SIGNING_SECRET, Run
-from bot.intron.models import Workflow
+from bot.providers.intron.models import Workflow
 from tests.support.slack_requests import app_home_opened, event_callback, sign, slash_command
 
 SMALL = 1_000  # stored calls
@@ -74,7 +74,7 @@ def status_maker(url: str, requests: list[Seeded], seed_: int) -> Callable[[int]
 
     def make(index: int) -> Prepared:
         request = chooser.choice(requests)
-        ref = request.id if index % 2 else request.batch_id
+        ref = request.id if index % 2 else request.provider_ref
         body, content_type = slash_command(f"status {ref}", user_id=request.requested_by)
         headers = sign(SIGNING_SECRET, body, content_type=content_type)
         return Prepared("status", url + "/slack/events", body, headers)

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.stack import number
-from bot.intron.models import CompletionCallback, Workflow
 from bot.intron.validation import RECIPIENT_TAG, REFERENCE_TAG
-from bot.sandbox.outcomes import outcome_for
-from bot.sandbox.server import INTEGRATOR_ID, Batch, SimCall
+from bot.providers.intron.models import CompletionCallback, Workflow
+from bot.providers.intron.sandbox.outcomes import outcome_for
+from bot.providers.intron.sandbox.server import INTEGRATOR_ID, Batch, SimCall
 from bot.store import CallRecord, RequestRecord, RequestStatus, SlackMessage, Store
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -91,7 +91,7 @@ def _seed_one(
         channel=request.channel,
         source="bench",
         recipient_count=calls_each,
-        batch_id=request.batch_id,
+        batch_id=request.provider_ref,
     )
     params = [
         {
@@ -139,7 +139,7 @@ def _complete(store: Store, record: RequestRecord, request: Seeded, workflow: Wo
         for call in callback.request_calls
     }
     store.complete(record, callback, results)
-    store.log_callback(raw.decode(), "applied", request.batch_id, request.id)
+    store.log_callback(raw.decode(), "applied", request.provider_ref, request.id)
 
 
 def callback_payload(request: Seeded, workflow: Workflow) -> dict[str, Any]:
@@ -148,7 +148,7 @@ def callback_payload(request: Seeded, workflow: Workflow) -> dict[str, Any]:
     calls = [
         SimCall(
             id=str(uuid.UUID(int=(0xCA11 << 112) | (request.index << 16) | position)),
-            batch_id=request.batch_id,
+            batch_id=request.provider_ref,
             workflow_id=workflow.id,
             phone_number=phone,
             workflow_variables={"name": "Ada"},
@@ -165,7 +165,7 @@ def callback_payload(request: Seeded, workflow: Workflow) -> dict[str, Any]:
             outcome.key_pressed,
             outcome.duration,
         )
-    batch = Batch(id=request.batch_id, workflow_id=workflow.id, created_at=at, calls=calls)
+    batch = Batch(id=request.provider_ref, workflow_id=workflow.id, created_at=at, calls=calls)
     return {
         "request_id": batch.id,
         "status": "COMPLETED",

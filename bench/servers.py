@@ -34,8 +34,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.ratelimit import Window
-from bot.sandbox import SandboxConfig, create_sandbox_app
+from bot.core.ratelimit import Window
+from bot.providers.intron.sandbox import SandboxConfig, create_sandbox_app
 from tests.support.fake_slack import FakeSlack, RateLimit
 
 HOST = "127.0.0.1"

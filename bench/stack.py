@@ -18,8 +18,8 @@ import httpx
 
 from bench.procs import HOST, REPO, Proc, free_port, python
 from bot.intron import IntronClient
-from bot.intron.endpoints import IntronPaths
-from bot.intron.models import Workflow, WorkflowCreate
+from bot.providers.intron.endpoints import IntronPaths
+from bot.providers.intron.models import Workflow, WorkflowCreate
 from tests.support.slack_requests import sign, slash_command
 
 BOT_TOKEN = "xoxb-bench-token"

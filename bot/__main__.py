@@ -1,15 +1,23 @@
-"""Command line: `python -m bot serve` (the app) and `python -m bot sandbox` (Intron stand-in)."""
+"""Command line: `python -m bot run | serve | worker | sandbox`.
+
+`run` is what `make run` and the Docker image start: the web process and one
+worker, as two child processes, stopped together on Ctrl-C or SIGTERM (and
+together when either one stops).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
+import subprocess
 import sys
+import time
 
 import uvicorn
 
 from bot import logsafety
-from bot.sandbox import SandboxConfig, create_sandbox_app
 from bot.settings import Settings
 
 SETUP_HINT = (
@@ -17,13 +25,17 @@ SETUP_HINT = (
     "From an app manifest), install it to your workspace, then put the values in .env "
     "(see .env.example)."
 )
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s %(message)s"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bot")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the Slack app (settings from the environment/.env)")
-    sandbox = commands.add_parser("sandbox", help="serve an Intron-compatible sandbox API")
+    commands.add_parser("run", help="the web process and a worker, stopped together")
+    commands.add_parser("serve", help="the web process: Slack and provider callbacks")
+    commands.add_parser("worker", help="a worker: runs the jobs the web process stores")
+    sandbox = commands.add_parser("sandbox", help="serve a provider's sandbox API")
+    sandbox.add_argument("--provider", default="intron", choices=["intron"])
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8081)
     sandbox.add_argument(
@@ -34,18 +46,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    if args.command == "sandbox":
+        serve_sandbox(args.host, args.port, args.callback_delay)
+        return
+    settings = _settings_or_exit()
+    if args.command == "run":
+        sys.exit(run_both())
     if args.command == "serve":
-        serve()
+        serve(settings)
     else:
-        app = create_sandbox_app(SandboxConfig(callback_delay=args.callback_delay))
-        print(f"Intron sandbox on http://{args.host}:{args.port} (any non-empty bearer token)")
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        from bot.app import run_worker
+
+        _set_process_name("worker")
+        asyncio.run(run_worker(settings))
 
 
-def serve() -> None:
-    from bot.web import create_app  # slack_bolt is only needed here
-
+def _settings_or_exit() -> Settings:
     settings = Settings()
     logsafety.install(
         secret.get_secret_value()
@@ -61,17 +78,80 @@ def serve() -> None:
     if missing := settings.missing_for_slack():
         lines = "\n".join(f"  - {item}" for item in missing)
         sys.exit(f"Cannot start: these settings are missing:\n{lines}\n{SETUP_HINT}")
+    return settings
+
+
+def serve(settings: Settings) -> None:
+    """The web process, under uvicorn, logging through this process's redaction."""
+    from bot.web.app import create_app  # slack_bolt is only needed here
+
+    _set_process_name("web")
+    log = logging.getLogger("bot")
     if settings.uses_sandbox:
-        logging.getLogger("bot").warning(
-            "INTRON_API_KEY is not set: using the built-in sandbox; no real calls are placed"
-        )
+        log.warning("no provider key is set: using the built-in sandbox; no real calls are placed")
+    log.info(
+        "listening on %s:%d; Slack's request URL: %s/slack/events",
+        settings.host,
+        settings.port,
+        settings.public_url.rstrip("/"),
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="info",
         access_log=False,
+        log_config=None,  # uvicorn's loggers then go through ours, redaction included
+        timeout_graceful_shutdown=5,
     )
+
+
+def run_both() -> int:
+    """Start `serve` and `worker` as children; stop both when either stops or on a signal."""
+    children = [
+        subprocess.Popen([sys.executable, "-m", "bot", role], preexec_fn=_die_with_parent)
+        for role in ("serve", "worker")
+    ]
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    by_signal = stopping
+    stop(signal.SIGTERM, None)
+    codes = [child.wait(timeout=15) for child in children]
+    return 0 if by_signal and all(code in (0, -signal.SIGTERM) for code in codes) else 1
+
+
+def _die_with_parent() -> None:
+    """In a child: be sent SIGTERM if the parent dies, even by SIGKILL (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def serve_sandbox(host: str, port: int, callback_delay: float) -> None:
+    from bot.providers.intron.sandbox import SandboxConfig, create_sandbox_app
+
+    app = create_sandbox_app(SandboxConfig(callback_delay=callback_delay))
+    print(f"Intron sandbox on http://{host}:{port} (any non-empty bearer token)")
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
+
+
+def _set_process_name(name: str) -> None:
+    import multiprocessing
+
+    multiprocessing.current_process().name = name
 
 
 if __name__ == "__main__":

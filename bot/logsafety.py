@@ -1,18 +1,18 @@
 """Keep secrets and phone numbers out of logs, whatever a log line happens to contain.
 
-A filter on every handler of the root logger rewrites each record before it is
-written: Slack tokens, configured secrets and E.164 numbers are replaced, in
-the message and in any traceback. Code should not log such things in the first
-place; this is the net under it.
+Every log record is rewritten when it is made (a record factory, so it holds for
+every logger and handler, uvicorn's own included): Slack tokens, configured
+secrets and E.164 numbers are replaced, in the message and in any traceback.
+Code should not log such things in the first place; this is the net under it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from bot import phones
+from bot.input import phones
 
 SLACK_TOKEN = re.compile(r"\bx(?:ox[abposr]|app)-[A-Za-z0-9-]+")
 PHONE = re.compile(r"(?:\+|%2B)(\d[\d ]{6,18}\d)", re.IGNORECASE)  # also URL-encoded
@@ -41,12 +41,26 @@ class RedactingFilter(logging.Filter):
         if record.exc_info:
             record.exc_text = redact(self._formatter.formatException(record.exc_info), self.secrets)
             record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
         return True
 
 
+_original_factory: Callable[..., logging.LogRecord] | None = None
+
+
 def install(secrets: Iterable[str] = ()) -> RedactingFilter:
-    """Attach the filter to every handler of the root logger."""
+    """Redact every log record made from now on, by any logger of this process."""
+    global _original_factory
     flt = RedactingFilter(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(flt)
+    if _original_factory is None:
+        _original_factory = logging.getLogRecordFactory()
+    make = _original_factory
+
+    def redacted_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        flt.filter(record)
+        return record
+
+    logging.setLogRecordFactory(redacted_record)
     return flt

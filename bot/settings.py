@@ -21,9 +21,10 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
 
-    # Intron (contract): no key means the built-in sandbox is the provider.
+    # Providers (contract). No key at all means demo mode: the built-in sandboxes.
     intron_api_key: SecretStr | None = None
     intron_base_url: str = "https://voicebot.intron.health/voicebot/v1"
+    sandbox: bool = False  # SANDBOX=1: the sandboxes even though a key is set
 
     # Serving (contract)
     public_url: str = "http://localhost:3000"
@@ -47,6 +48,8 @@ class Settings(BaseSettings):
     intron_timeout: float = 15.0  # seconds to wait for Intron's answer (connect: 5)
     sandbox_callback_delay: float = 2.0  # seconds before the sandbox reports results
     reconcile_after: float = 600.0  # seconds a request may wait for results before we look
+    job_lease: float = 30.0  # seconds a worker holds a job before another may take it over
+    worker_lanes: str = "calls=8,slack=16,default=4"  # jobs run at once, per lane
 
     @field_validator("allowed_user_ids", "allowed_channel_ids", "admin_user_ids", mode="before")
     @classmethod
@@ -72,9 +75,29 @@ class Settings(BaseSettings):
         return missing
 
     @property
+    def has_provider_key(self) -> bool:
+        return bool(_secret(self.intron_api_key))
+
+    @property
     def uses_sandbox(self) -> bool:
-        """True when no Intron key is configured, so no real call can be placed."""
-        return not _secret(self.intron_api_key)
+        """True when the sandboxes stand in for the providers: no real call is placed."""
+        return self.sandbox or not self.has_provider_key
+
+    @property
+    def local_url(self) -> str:
+        """Where the web process can be reached from this machine (the worker uses it
+        to reach the embedded sandbox)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def lanes(self) -> dict[str, int]:
+        """`WORKER_LANES` read: how many jobs of each lane one worker runs at once."""
+        lanes = {}
+        for part in self.worker_lanes.split(","):
+            name, _, count = part.partition("=")
+            if name.strip() and count.strip().isdigit() and int(count) > 0:
+                lanes[name.strip()] = int(count)
+        return lanes
 
 
 def _secret(value: SecretStr | None) -> str:

@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.intron import IntronClient
-from bot.ratelimit import Window
-from bot.sandbox import SandboxConfig, SandboxState, create_sandbox_app
+from bot.core.ratelimit import Window
+from bot.core.retry import PROVIDER_RETRIES
+from bot.providers.intron.client import IntronClient
+from bot.providers.intron.sandbox import SandboxConfig, SandboxState, create_sandbox_app
 from bot.serving import RunningServer, start_server
 from tests.support.fixtures import fake_slack
 
@@ -23,6 +24,9 @@ __all__ = ["fake_slack"]  # a fixture, re-exported for every test module
 
 # Management limits wide enough for functional tests; the limit tests set their own.
 ROOMY = (Window(1000, 1.0),)
+
+# The project's retry policy, fifty times faster, so retries take milliseconds.
+FAST_RETRIES = PROVIDER_RETRIES.faster(50)
 
 # Nigerian mobile numbers whose last digit picks the sandbox outcome.
 NUMBER = "+234803123456{}"
@@ -52,7 +56,7 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 def make_client(url: str, **options: Any) -> IntronClient:
-    settings = {"management_windows": ROOMY, "backoff_base": 0.01, "backoff_cap": 0.05, **options}
+    settings = {"management_windows": ROOMY, "policy": FAST_RETRIES, **options}
     return IntronClient("test-key-0123456789", url, **settings)
 
 

@@ -1,11 +1,15 @@
-"""The app under test, for real: uvicorn on a socket, the fake Slack Web API, the
-sandbox as Intron, a SQLite file in tmp_path. `restart()` stops it and starts a
-new instance on the same port and database."""
+"""The app under test, for real: the web process's app under uvicorn on a socket, a
+worker over the same SQLite file (its own connection, as a second process would
+have), the fake Slack Web API, the sandbox as Intron. `restart()` stops both and
+starts new ones on the same port and database."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,16 +18,22 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from starlette.applications import Starlette
 
-from bot.intron.models import Workflow, WorkflowCreate
+from bot.app import Runtime, make_worker, open_runtime
+from bot.core.jobs import Worker
+from bot.providers.intron.models import Workflow, WorkflowCreate
 from bot.serving import RunningServer, start_server
 from bot.settings import Settings
-from bot.web import Running, create_app
+from bot.store import Store
+from bot.store.slack import SlackStore
+from bot.web.app import create_app
 from tests.conftest import Sandbox, make_client
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import SlackRequester
 
 SIGNING_SECRET = "test-signing-secret"
 CALLBACK_TOKEN = "cb-test-token"
+# Jobs that wait for a later time by design; `settled` does not wait for them.
+TIMERS = ("workflows.refresh", "request.reconcile")
 
 
 def free_port() -> int:
@@ -39,9 +49,13 @@ class Harness:
     box: Sandbox | None
     port: int = field(default_factory=free_port)
     overrides: dict[str, Any] = field(default_factory=dict)
+    worker_enabled: bool = True
     server: RunningServer | None = None
     app: Starlette | None = None
     slack: SlackRequester | None = None
+    worker: Worker | None = None
+    worker_task: asyncio.Task | None = None
+    _worker_stack: AsyncExitStack | None = None
 
     @property
     def url(self) -> str:
@@ -52,9 +66,18 @@ class Harness:
         return f"{self.url}/callbacks/intron/{CALLBACK_TOKEN}"
 
     @property
-    def running(self) -> Running:
-        assert self.app is not None and self.app.state.running is not None
-        return self.app.state.running
+    def running(self) -> Runtime:
+        """The web process's runtime."""
+        assert self.app is not None and self.app.state.web is not None
+        return self.app.state.web.runtime
+
+    @property
+    def store(self) -> Store:
+        return self.running.store
+
+    @property
+    def slack_store(self) -> SlackStore:
+        return self.running.slack.slack_store
 
     def settings(self) -> Settings:
         values: dict[str, Any] = {
@@ -64,23 +87,46 @@ class Harness:
             "public_url": self.url,
             "callback_token": CALLBACK_TOKEN,
             "database_path": str(self.tmp_path / "robocall.db"),
+            "host": "127.0.0.1",
             "port": self.port,
             "intron_management_per_minute": 1000,
             "intron_management_per_hour": 100000,
             "sandbox_callback_delay": 0.05,
+            "job_lease": 3.0,
         }
         if self.box is not None:
             values |= {"intron_api_key": "test-intron-key", "intron_base_url": self.box.url}
         return Settings(_env_file=None, **(values | self.overrides))
 
-    async def start(self) -> Harness:
-        self.app = create_app(self.settings())
+    async def start(self, *, wait_for_workflows: bool = True) -> Harness:
+        settings = self.settings()
+        self.app = create_app(settings)
         self.server = await start_server(self.app, port=self.port)
         self.slack = SlackRequester(self.url, SIGNING_SECRET, fake=self.fake)
-        await self.wait_until(lambda: self.running.store.workflows_fetched_at() is not None)
+        if self.worker_enabled:
+            await self.start_worker()
+            if wait_for_workflows:
+                await self.wait_until(lambda: self.store.workflows.fetched_at("intron"))
         return self
 
+    async def start_worker(self) -> Worker:
+        self._worker_stack = AsyncExitStack()
+        runtime = await self._worker_stack.enter_async_context(open_runtime(self.settings()))
+        self.worker = make_worker(runtime)
+        self.worker_task = asyncio.create_task(self.worker.run(), name="test worker")
+        return self.worker
+
+    async def stop_worker(self) -> None:
+        if self.worker_task is not None:
+            self.worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.worker_task
+        if self._worker_stack is not None:
+            await self._worker_stack.aclose()
+        self.worker = self.worker_task = self._worker_stack = None
+
     async def stop(self) -> None:
+        await self.stop_worker()
         if self.slack is not None:
             await self.slack.aclose()
         if self.server is not None:
@@ -107,10 +153,26 @@ class Harness:
                 await asyncio.sleep(0.01)
         return result
 
-    async def settled(self) -> None:
-        """Wait until the app has no background work left (other than its refresh loop)."""
-        await self.wait_until(lambda: len(self.running.background) == 0)
-        await self.running.outbox.idle()
+    def due_jobs(self) -> list:
+        now = time.time()
+        return [
+            j for j in self.store.jobs.pending() if j.run_at <= now + 0.2 and j.kind not in TIMERS
+        ]
+
+    async def settled(self, timeout: float = 10.0) -> None:
+        """Wait until every job that is due has run (timers for later do not count)."""
+        assert self.worker is not None
+        quiet_since = None
+        async with asyncio.timeout(timeout):
+            while True:
+                idle = not self.due_jobs() and self.worker.busy() == 0
+                if not idle:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > 0.1:
+                    return
+                await asyncio.sleep(0.01)
 
 
 def assert_valid_blocks(blocks: list[dict]) -> None:

@@ -25,10 +25,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bot import phones, templates
-from bot.intron.models import Workflow, WorkflowCreate
+from bot.core.models import RequestRecord, RequestStatus
+from bot.input import phones, templates
+from bot.providers.intron.models import Workflow, WorkflowCreate
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.store import RequestRecord, RequestStatus
 from tests.conftest import NUMBER, Sandbox, start_sandbox
 from tests.harness import SIGNING_SECRET, Harness, assert_valid_blocks, free_port
 from tests.support.fake_slack import run_fake_slack
@@ -180,7 +180,7 @@ class Check:
         await asyncio.sleep(0.1)
         state = self.env.sandbox.state
         assert state.requests_seen.get("place_calls", 0) == self.placed
-        assert len(self.harness.running.store.recent_requests(10_000)) == self.requests
+        assert len(self.harness.running.store.requests.recent(10_000)) == self.requests
         assert len(self.harness.fake.messages()) == self.posted
 
     async def accepted(self) -> RequestRecord:
@@ -188,11 +188,11 @@ class Check:
         store = self.harness.running.store
         record = await self.harness.wait_until(
             lambda: (
-                (r := store.recent_requests(1)) and r[0].status == RequestStatus.COMPLETED and r[0]
+                (r := store.requests.recent(1)) and r[0].status == RequestStatus.COMPLETED and r[0]
             ),
             timeout=20,
         )
-        await self.harness.running.outbox.idle()
+        await self.harness.settled()
         self.requests += 1
         self.placed += 1
         self.posted = len(self.harness.fake.messages())
@@ -208,13 +208,13 @@ class Check:
         store = self.harness.running.store
         record = await self.harness.wait_until(
             lambda: (
-                (r := store.recent_requests(1)) and r[0].status == RequestStatus.COMPLETED and r[0]
+                (r := store.requests.recent(1)) and r[0].status == RequestStatus.COMPLETED and r[0]
             ),
             timeout=10,
         )
-        assert [c.phone_number for c in store.calls(record.id)] == [number]
+        assert [c.phone_number for c in store.requests.calls(record.id)] == [number]
         assert self.env.sandbox.state.numbers_called()[number] == called + 1
-        await self.harness.running.outbox.idle()
+        await self.harness.settled()
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def check(env: Env) -> Check:
     harness = env.harness
     return Check(
         env,
-        requests=len(harness.running.store.recent_requests(10_000)),
+        requests=len(harness.running.store.requests.recent(10_000)),
         placed=env.sandbox.state.requests_seen.get("place_calls", 0),
         posted=len(harness.fake.messages()),
     )
@@ -321,7 +321,7 @@ async def test_three_thousand_numbers_in_one_command_are_all_placed_once(
     placed_before = check.placed
     record = await check.accepted()
     assert record.recipient_count == 3000
-    batch = env.sandbox.state.batches[record.batch_id]
+    batch = env.sandbox.state.batches[record.provider_ref]
     assert sorted(c.phone_number for c in batch.calls) == sorted(numbers)
     assert env.sandbox.state.requests_seen["place_calls"] == placed_before + 1
     await check.still_works()
@@ -374,7 +374,7 @@ async def test_unicode_in_numbers_calls_the_visible_number_or_is_named(
     assert answer.seconds < SLACK_DEADLINE
     if "accepted" in answer.text:
         record = await check.accepted()
-        batch = env.sandbox.state.batches[record.batch_id]
+        batch = env.sandbox.state.batches[record.provider_ref]
         assert [c.phone_number for c in batch.calls] == [VISIBLE]
     else:
         refused_command(answer, f"recipient 1: phone number '{typed}'")
@@ -389,7 +389,7 @@ async def test_a_number_behind_an_invisible_direction_mark_is_read_or_the_mark_n
         answer = await check.command(f"call {env.reminder.id} {typed} name=Ada date=Monday")
         if "accepted" in answer.text:
             record = await check.accepted()
-            batch = env.sandbox.state.batches[record.batch_id]
+            batch = env.sandbox.state.batches[record.provider_ref]
             assert [c.phone_number for c in batch.calls] == [VISIBLE]
         else:
             text = answer.text.lower()
@@ -444,7 +444,7 @@ async def test_a_message_of_4001_characters_is_refused_and_4000_accepted(
     answer = await check.command(f"call {env.reminder.id} {NUMBER.format(5)} name={exact} date=B")
     assert "accepted: 1 recipient" in answer.text, answer.text[:500]
     record = await check.accepted()
-    [call] = env.sandbox.state.batches[record.batch_id].calls
+    [call] = env.sandbox.state.batches[record.provider_ref].calls
     assert len(templates.render(REMINDER.message, call.workflow_variables)) == 4000
     await check.still_works()
 
@@ -456,7 +456,7 @@ async def test_stray_brackets_in_a_value_are_passed_on_as_written(env: Env, chec
     )
     assert "accepted: 1 recipient" in answer.text, answer.text[:500]
     record = await check.accepted()
-    [call] = env.sandbox.state.batches[record.batch_id].calls
+    [call] = env.sandbox.state.batches[record.provider_ref].calls
     assert call.workflow_variables == {"name": "[date] ]Ada[", "date": "Monday"}
     assert templates.render(REMINDER.message, call.workflow_variables).startswith(
         "Hello [date] ]Ada[, your appointment is on Monday."
@@ -567,7 +567,7 @@ async def test_a_1_mb_word_in_the_recipients_field_is_answered_quickly(
         "PUBLIC_URL": url,
     }
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "bot", "serve"),
+        *(sys.executable, "-m", "bot", "run"),
         cwd=tmp_path,
         env=environment,
         stdout=asyncio.subprocess.DEVNULL,
@@ -607,7 +607,7 @@ async def test_slack_escapes_in_command_text_are_read_as_typed(env: Env, check: 
     ).replace("&lt;", "<").replace("&gt;", ">"), answer.text
     record = await check.accepted()
     assert record.workflow_id == env.tom_and_jerry.id
-    [call] = env.sandbox.state.batches[record.batch_id].calls
+    [call] = env.sandbox.state.batches[record.provider_ref].calls
     assert call.workflow_variables == {"name": "Ada & Bo <3>"}
     await check.still_works()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,7 @@ async def test_the_app_serves_from_a_fresh_directory_with_the_sandbox(
         sys.executable,
         "-m",
         "bot",
-        "serve",
+        "run",  # the web process and a worker, as `make run` starts them
         cwd=tmp_path,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -87,11 +88,63 @@ async def test_the_app_serves_from_a_fresh_directory_with_the_sandbox(
         )
         assert "pressed 1 (Confirm)" in thread[0].all_text()
         store = Store(tmp_path / "data" / "robocall.db")
-        [request] = store.recent_requests()
-        assert store.calls(request.id)[0].variables == {"name": "Ada&Bo"}
+        [request] = store.requests.recent()
+        assert store.requests.calls(request.id)[0].variables == {"name": "Ada&Bo"}
         store.close()
     finally:
-        process.terminate()
+        process.terminate()  # SIGTERM, as `docker stop` sends: both processes stop
         output = (await process.communicate())[0].decode()
+    assert process.returncode == 0, output
+    assert processes_in(tmp_path) == [], "a child process outlived `python -m bot run`"
     assert "xoxb-entry" not in output  # the token never reaches the logs
     assert "+2348031234561" not in output  # nor a whole phone number
+    assert "worker started" in output and "Uvicorn running" in output
+
+
+def command_line(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as file:
+        return file.read()
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory is `folder` (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(entry, "cwd").resolve() == folder.resolve():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def test_run_stops_everything_when_one_process_dies(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    """If the worker dies, `python -m bot run` does not go on serving without one: it
+    stops the web process too and exits with an error, for a supervisor to restart."""
+    port = free_port()
+    env = CLEAN_ENV | {
+        "SLACK_BOT_TOKEN": "xoxb-entry",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env
+    )
+    try:
+        async with asyncio.timeout(30):
+            while len(children := [p for p in processes_in(tmp_path) if p != process.pid]) < 2:
+                await asyncio.sleep(0.1)
+        worker = next(p for p in children if b"worker" in command_line(p))
+        os.kill(worker, signal.SIGKILL)
+        assert await asyncio.wait_for(process.wait(), timeout=20) == 1
+        async with asyncio.timeout(10):
+            while processes_in(tmp_path):
+                await asyncio.sleep(0.1)
+    finally:
+        if process.returncode is None:
+            process.kill()

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
-from bot.intron.models import (
+from bot.providers.intron.models import (
     CallRequest,
     CallStats,
     CompletionCallback,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot import phones, templates, voices
+from bot.input import phones, templates
+from bot.input.voices import UnknownVoiceError, parse_voice
+from bot.providers.intron.voices import premium_voices
 
 
 @pytest.mark.parametrize(
@@ -51,6 +53,20 @@ def test_masking_keeps_country_code_and_last_four() -> None:
     assert "807696" not in phones.mask("+2348076960623")
 
 
+def test_both_placeholder_syntaxes_are_read_and_rewritten() -> None:
+    message = "Hi {{name}}, see you [date]. Bye {{ name }}."
+    assert templates.variables(message) == ["name", "date"]
+    assert templates.render(message, {"name": "Ada", "date": "Monday"}) == (
+        "Hi Ada, see you Monday. Bye Ada."
+    )
+    assert templates.in_syntax(message, "brackets") == "Hi [name], see you [date]. Bye [name]."
+    assert templates.in_syntax(message, "braces") == (
+        "Hi {{name}}, see you {{date}}. Bye {{name}}."
+    )
+    assert "never closed" in (templates.bracket_problem("Hi {{name") or "")
+    assert "not a variable name" in (templates.bracket_problem("Hi {{first name}}") or "")
+
+
 def test_template_variables_render_and_brackets() -> None:
     message = "Hello [name], your appointment is on [date] at [time]. Bye [name]."
     assert templates.variables(message) == ["name", "date", "time"]
@@ -64,11 +80,11 @@ def test_template_variables_render_and_brackets() -> None:
 
 
 def test_the_catalogue_is_seed_000s_premium_list() -> None:
-    catalogue = voices.premium_voices()
+    catalogue = premium_voices()
     assert len(catalogue) == 29
-    assert voices.parse_voice("Igbo/Female").key == "igbo/female"
-    assert voices.find_voice("hausa", "male") is not None
-    assert voices.find_voice("hausa", "female") is None
+    assert parse_voice("Igbo/Female", catalogue).key == "igbo/female"
+    assert parse_voice("hausa/male", catalogue).label == "Hausa (male)"
+    assert "hausa/female" not in {v.key for v in catalogue}
 
 
 @pytest.mark.parametrize(
@@ -80,5 +96,5 @@ def test_the_catalogue_is_seed_000s_premium_list() -> None:
     ],
 )
 def test_unknown_voices_name_the_choices(text: str, reason: str) -> None:
-    with pytest.raises(voices.UnknownVoiceError, match=reason):
-        voices.parse_voice(text)
+    with pytest.raises(UnknownVoiceError, match=reason):
+        parse_voice(text, premium_voices())

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.ratelimit import SlidingWindowLimiter, TooLongWait, Window
+from bot.core.ratelimit import SlidingWindowLimiter, TooLongWait, Window
 
 
 class FakeClock:
@@ -101,3 +101,80 @@ async def test_pause_holds_everyone_back() -> None:
     start = time.monotonic()
     await take(limiter)
     assert time.monotonic() - start >= 0.14
+
+
+class FakeTime:
+    """A clock whose `sleep` moves time on at once: limiter waits cost no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_a_burst_waits_its_turn_on_a_fake_clock() -> None:
+    fake = FakeTime()
+    limiter = SlidingWindowLimiter([Window(5, 1.0)], clock=fake.clock, sleep=fake.sleep)
+    started, began = fake.now, time.monotonic()
+    granted = []
+    for _ in range(50):
+        slot = await limiter.acquire()
+        granted.append(fake.now)
+        limiter.release(slot)
+    assert fake.now - started >= 9.0  # the 50th cannot go before 9 s after the first
+    assert max_in_any_window(granted, 1.0) <= 5
+    assert time.monotonic() - began < 1.0
+
+
+async def test_a_background_share_leaves_room_for_people() -> None:
+    fake = FakeTime()
+    limiter = SlidingWindowLimiter([Window(6, 60.0)], clock=fake.clock, sleep=fake.sleep)
+    for _ in range(4):  # two thirds of 6
+        limiter.release(await limiter.acquire(max_wait=1, share=2 / 3))
+    with pytest.raises(TooLongWait):
+        await limiter.acquire(max_wait=1, share=2 / 3)
+    for _ in range(2):  # what is left is for people
+        limiter.release(await limiter.acquire(max_wait=1))
+    with pytest.raises(TooLongWait):
+        await limiter.acquire(max_wait=1)
+
+
+def test_the_database_log_is_shared_by_processes_and_kept_across_restarts(tmp_path) -> None:
+    from bot.store.db import Database
+    from bot.store.ratelimits import SqliteSlotLog
+
+    path = tmp_path / "robocall.db"
+    windows = [Window(6, 60.0), Window(60, 3600.0)]
+    web, worker = Database(path), Database(path)  # two processes' connections
+    web_log, worker_log = (SqliteSlotLog(db, "intron:management") for db in (web, worker))
+    now = time.time()
+    for log in (web_log, worker_log, web_log, worker_log, web_log, worker_log):
+        wait, slot = log.take(windows, now, 0.0)
+        assert wait == 0 and slot is not None
+        log.release(slot, now)
+    assert web_log.take(windows, now, 0.0) == (pytest.approx(60.0), None)
+    web.close()
+    worker.close()
+    restarted = SqliteSlotLog(Database(path), "intron:management")
+    assert restarted.wait(windows, now + 30, 0.0) == pytest.approx(30.0)
+    assert SqliteSlotLog(Database(path), "intron:calls").wait(windows, now, 0.0) == 0
+
+
+def test_a_slot_left_in_flight_by_a_dead_process_runs_out(tmp_path) -> None:
+    from bot.store.db import Database
+    from bot.store.ratelimits import SqliteSlotLog
+
+    log = SqliteSlotLog(Database(tmp_path / "robocall.db"), "x", max_in_flight=20.0)
+    windows = [Window(1, 60.0)]
+    _, slot = log.take(windows, 1000.0, 0.0)  # never released: its process was killed
+    assert slot is not None
+    assert log.wait(windows, 1010.0, 0.0) == float("inf")  # it may still be in flight
+    # After max_in_flight it counts as answered then (at 1020): free at 1080.
+    assert log.wait(windows, 1030.0, 0.0) == pytest.approx(50.0)
+    log.pause(2000.0)  # a Retry-After is kept too
+    assert log.wait(windows, 1090.0, 0.0) == pytest.approx(910.0)

@@ -10,16 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.intron.validation import InvalidCallRequest, Recipient, build_call_request
-from bot.recipients import (
+from bot.core.orders import InvalidOrder, check_recipients
+from bot.input.recipients import (
     PHONE_COLUMNS,
     CallCommand,
     LineProblem,
+    Recipient,
     RecipientLine,
     RecipientsError,
     parse_call_command,
     parse_recipient_lines,
 )
+from bot.providers.intron.provider import CAPABILITIES
 
 
 def problems_of(text: str, **kw: int) -> list[LineProblem]:
@@ -252,13 +254,11 @@ def test_the_error_message_stays_short_but_every_problem_is_kept() -> None:
 
 def test_validation_problems_map_back_to_the_lines_typed() -> None:
     lines = parse_recipient_lines("# list\n+2348076960621 name=Ada\n\n+234 80 name=Bo\n")
-    with pytest.raises(InvalidCallRequest) as caught:
-        build_call_request(
-            workflow_id="wf-1",
-            message="Hello [name]",
-            recipients=[line.to_recipient() for line in lines],
-            voice=None,
-            reference="rq-1",
+    with pytest.raises(InvalidOrder) as caught:
+        check_recipients(
+            [line.to_recipient() for line in lines],
+            template="Hello [name]",
+            capabilities=CAPABILITIES,
         )
     (problem,) = caught.value.problems
     assert problem.recipient is not None

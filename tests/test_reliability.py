@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.intron.models import WorkflowCreate
-from bot.sandbox import Chaos, Fault
-from bot.store import FINAL_STATUSES, RequestStatus
+from bot.core.models import FINAL_STATUSES, RequestStatus
+from bot.providers.intron.models import WorkflowCreate
+from bot.providers.intron.sandbox import Chaos, Fault
 from tests.conftest import NUMBER, Sandbox, start_sandbox
 from tests.harness import Harness
 from tests.support.fake_slack import FakeSlack, RateLimit
@@ -44,12 +44,12 @@ async def harness(
 
 
 async def completed(harness: Harness, count: int, timeout: float = 15.0) -> list:
-    store = harness.running.store
+    store = harness.store
     return await harness.wait_until(
         lambda: (
             (
                 done := [
-                    r for r in store.recent_requests(1000) if r.status == RequestStatus.COMPLETED
+                    r for r in store.requests.recent(1000) if r.status == RequestStatus.COMPLETED
                 ]
             )
             and len(done) >= count
@@ -66,7 +66,7 @@ async def test_the_same_callback_three_times_posts_once(harness: Harness, sandbo
     await command(harness, f"call Reminder {NUMBER.format(1)} name=Ada")
     [record] = await completed(harness, 1)
     await harness.settled()
-    body = harness.running.store.callback_log()[0]["body"]
+    body = harness.store.requests.callback_log()[0]["body"]
     before = len(harness.fake.calls())
     async with httpx.AsyncClient() as http:
         answers = await asyncio.gather(
@@ -75,7 +75,7 @@ async def test_the_same_callback_three_times_posts_once(harness: Harness, sandbo
     assert [a.json()["outcome"] for a in answers] == ["duplicate"] * 3
     await harness.settled()
     assert len(harness.fake.calls()) == before
-    ts = harness.running.store.slack_message(record.id).ts
+    ts = harness.slack_store.message(record.id).ts
     assert sum("Results for" in m.all_text() for m in harness.fake.thread("C1", ts)) == 1
 
 
@@ -86,16 +86,16 @@ async def test_a_callback_for_a_request_still_being_submitted(
     sandbox.state.config.callback_delay = 0.05
     sandbox.state.faults.append(Fault("place_calls", answer_delay=1.0))
     await command(harness, f"call Reminder {NUMBER.format(2)} name=Ada")
-    store = harness.running.store
+    store = harness.store
     record = await harness.wait_until(
-        lambda: (r := store.recent_requests(1)) and r[0].status == RequestStatus.COMPLETED and r[0],
+        lambda: (r := store.requests.recent(1)) and r[0].status == RequestStatus.COMPLETED and r[0],
         timeout=5,
     )
-    assert record.batch_id in sandbox.state.batches  # learnt from the callback
+    assert record.provider_ref in sandbox.state.batches  # learnt from the callback
     await asyncio.sleep(1.2)  # the late answer to POST /call arrives: it changes nothing
     await harness.settled()
-    assert store.request(record.id).status == RequestStatus.COMPLETED
-    ts = store.slack_message(record.id).ts
+    assert store.requests.get(record.id).status == RequestStatus.COMPLETED
+    ts = harness.slack_store.message(record.id).ts
     assert sum("Results for" in m.all_text() for m in harness.fake.thread("C1", ts)) == 1
     assert "Completed" in harness.fake.updates("C1", ts)[-1].all_text()
 
@@ -103,15 +103,15 @@ async def test_a_callback_for_a_request_still_being_submitted(
 async def test_callbacks_out_of_order(harness: Harness, sandbox: Sandbox) -> None:
     sandbox.state.config.callback_delay = 30  # we send the callbacks ourselves
     await command(harness, f"call Reminder {NUMBER.format(1)} {NUMBER.format(2)} name=Ada")
-    store = harness.running.store
+    store = harness.store
     record = await harness.wait_until(
-        lambda: (r := store.recent_requests(1)) and r[0].batch_id and r[0]
+        lambda: (r := store.requests.recent(1)) and r[0].provider_ref and r[0]
     )
-    positions = {c.phone_number: c.position for c in store.calls(record.id)}
+    positions = {c.phone_number: c.position for c in store.requests.calls(record.id)}
 
     def callback(status: str, calls: list[tuple[str, str, str | None]]) -> dict:
         return {
-            "request_id": record.batch_id,
+            "request_id": record.provider_ref,
             "status": status,
             "stats": {"total_calls": 2, "completed_calls": len(calls)},
             "request_calls": [
@@ -135,17 +135,20 @@ async def test_callbacks_out_of_order(harness: Harness, sandbox: Sandbox) -> Non
         "COMPLETED", [(NUMBER.format(1), "COMPLETED", "1"), (NUMBER.format(2), "COMPLETED", "2")]
     )
     async with httpx.AsyncClient() as http:
-        assert (await http.post(harness.callback_url, json=progress)).json()["outcome"] == (
-            "progress"
+        # Each is stored and answered at once; the worker applies it.
+        answer = await http.post(harness.callback_url, json=progress)
+        assert answer.json()["outcome"] == "accepted"
+        await harness.wait_until(lambda: store.requests.calls(record.id)[0].key_pressed == "1")
+        assert store.requests.get(record.id).status == RequestStatus.PLACED
+        assert (await http.post(harness.callback_url, json=final)).json()["outcome"] == "accepted"
+        await harness.wait_until(
+            lambda: store.requests.get(record.id).status == RequestStatus.COMPLETED
         )
-        assert store.request(record.id).status == RequestStatus.PLACED
-        assert store.calls(record.id)[0].key_pressed == "1"
-        assert (await http.post(harness.callback_url, json=final)).json()["outcome"] == "applied"
         late = await http.post(harness.callback_url, json=progress)  # stale, after the end
         assert late.json()["outcome"] == "duplicate"
-    assert [c.key_pressed for c in store.calls(record.id)] == ["1", "2"]
+    assert [c.key_pressed for c in store.requests.calls(record.id)] == ["1", "2"]
     await harness.settled()
-    ts = store.slack_message(record.id).ts
+    ts = harness.slack_store.message(record.id).ts
     assert sum("Results for" in m.all_text() for m in harness.fake.thread("C1", ts)) == 1
 
 
@@ -193,19 +196,19 @@ async def test_a_misbehaving_provider_never_calls_anyone_twice(
         count = 30
         for n in range(count):
             await command(app, f"call Reminder {unique_number(n)} name=P{n}")
-        store = app.running.store
+        store = app.store
         await app.wait_until(
             lambda: (
-                len(store.requests_with_status(*FINAL_STATUSES)) == count
-                and not store.requests_with_status(RequestStatus.UNKNOWN)
+                len(store.requests.with_status(*FINAL_STATUSES)) == count
+                and not store.requests.with_status(RequestStatus.UNKNOWN)
             ),
             timeout=60,
         )
         called = box.state.numbers_called()
         assert max(called.values()) == 1, "a number was called twice"
-        outcomes = {r.id: r for r in store.recent_requests(count)}
+        outcomes = {r.id: r for r in store.requests.recent(count)}
         for record in outcomes.values():
-            [call] = store.calls(record.id)
+            [call] = store.requests.calls(record.id)
             if record.status == RequestStatus.COMPLETED:
                 assert called[call.phone_number] == 1
             else:  # failed: and then truly nobody was called
@@ -216,7 +219,7 @@ async def test_a_misbehaving_provider_never_calls_anyone_twice(
         assert box.state.rate_limited == {}  # our own limiter kept Intron's limits
         await app.settled()
         for record in outcomes.values():
-            ts = store.slack_message(record.id).ts
+            ts = app.slack_store.message(record.id).ts
             assert ts and app.fake.thread("C1", ts), f"{record.id} was not reported"
     finally:
         await app.stop()
@@ -236,11 +239,10 @@ async def test_slack_429s_and_5xx_lose_nothing_and_keep_order(
     for n in range(4):
         await command(harness, f"call Reminder {unique_number(n)} name=P{n}")
     records = await completed(harness, 4, timeout=30)
-    await asyncio.wait_for(harness.running.outbox.idle(), timeout=60)
-    store = harness.running.store
+    await harness.settled(timeout=60)
     assert len(fake.messages("C1")) >= 4 + 4  # 4 parents, 4 results
     for record in records:
-        ts = store.slack_message(record.id).ts
+        ts = harness.slack_store.message(record.id).ts
         assert ts is not None
         parents = [
             m
@@ -269,7 +271,7 @@ async def test_results_queued_while_the_parent_is_in_flight_are_posted_once(
     await command(harness, f"call Reminder {NUMBER.format(1)} name=Ada")
     [record] = await completed(harness, 1)
     await harness.settled()
-    assert harness.running.store.slack_message(record.id).results_queued
+    assert harness.slack_store.message(record.id).results_queued
     await harness.restart()
     await harness.settled()
     results = [m for m in harness.fake.messages("C1") if "Results for" in m.all_text()]
@@ -284,13 +286,15 @@ async def test_a_change_while_the_parent_is_being_posted_gets_its_own_edit(
     harness.fake.set_latency("chat.postMessage", 0.5)
     sandbox.state.faults.append(Fault("place_calls", status=401))
     await command(harness, f"call Reminder {NUMBER.format(1)} name=Ada")
-    store = harness.running.store
+    store = harness.store
     await harness.wait_until(
-        lambda: (r := store.recent_requests(1)) and r[0].status == RequestStatus.FAILED
+        lambda: (r := store.requests.recent(1)) and r[0].status == RequestStatus.FAILED
     )
     await harness.settled()
     [parent] = [m for m in harness.fake.messages("C1") if not m.params.get("thread_ts")]
-    edits = harness.fake.updates("C1", store.slack_message(store.recent_requests(1)[0].id).ts)
+    edits = harness.fake.updates(
+        "C1", harness.slack_store.message(store.requests.recent(1)[0].id).ts
+    )
     assert "Failed" in (edits[-1] if edits else parent).all_text()
 
 
@@ -302,14 +306,14 @@ async def test_pending_slack_work_is_delivered_after_a_restart(
         fake.fail_next(method, status=503, times=10_000)
     await command(harness, f"call Reminder {NUMBER.format(1)} name=Ada")
     [record] = await completed(harness, 1)
-    store = harness.running.store
-    await harness.wait_until(lambda: store.pending_outbox())  # queued, not delivered
+    store = harness.store
+    await harness.wait_until(lambda: store.jobs.pending("slack.post"))  # queued, not delivered
     assert fake.messages("C1") == []
     await harness.stop()
     fake.reset()  # Slack is back
     await harness.start()
-    await asyncio.wait_for(harness.running.outbox.idle(), timeout=10)
-    ts = harness.running.store.slack_message(record.id).ts
+    await harness.settled(timeout=10)
+    ts = harness.slack_store.message(record.id).ts
     assert ts is not None
     assert "Results for" in fake.thread("C1", ts)[0].all_text()
     assert json.dumps(fake.messages("C1")[0].params).count(record.id) >= 1

@@ -11,15 +11,27 @@ import time
 import httpx
 import pytest
 
-from bot.intron import IntronClient
-from bot.intron.models import WorkflowCreate
-from bot.intron.validation import Recipient, build_call_request
-from bot.provider import open_provider
-from bot.ratelimit import Window
+from bot.core.ratelimit import MemorySlotLog, Window
+from bot.providers.base import Order, OrderRecipient, Workflow
+from bot.providers.intron.client import IntronClient
+from bot.providers.intron.models import WorkflowCreate
+from bot.providers.intron.provider import call_request
+from bot.providers.registry import SANDBOX_PREFIX, open_providers, sandbox_apps
 from bot.settings import Settings
 from tests.conftest import NUMBER, CallbackReceiver, Sandbox, start_sandbox
 
 AUTH = {"Authorization": "Bearer anything"}
+
+
+def order(workflow_id: str, number: str, values: dict[str, str] | None = None):
+    """`POST /call`'s body for one number, as the Intron provider builds it."""
+    return call_request(
+        Order(
+            request_id="r",
+            workflow=Workflow(id=workflow_id, provider="intron", name="w"),
+            recipients=[OrderRecipient(1, number, values or {})],
+        )
+    )
 
 
 async def test_requests_without_a_bearer_token_are_refused(sandbox: Sandbox) -> None:
@@ -77,14 +89,7 @@ async def test_no_key_press_is_reported_for_a_workflow_without_a_reply(
     workflow = await client.create_workflow(
         WorkflowCreate(name="Alert", message="Server [host] is down", call_back_url=receiver.url)
     )
-    request = build_call_request(
-        workflow_id=workflow.id,
-        message=workflow.message,
-        voice=None,
-        reference="r",
-        recipients=[Recipient(NUMBER.format(1), {"host": "db1"})],
-    )
-    await client.place_calls(request)
+    await client.place_calls(order(workflow.id, NUMBER.format(1), {"host": "db1"}))
     (callback,) = await receiver.wait_for(1)
     assert callback["request_calls"][0]["status"] == "COMPLETED"
     assert callback["request_calls"][0]["call_result_options_selected"] is None
@@ -99,15 +104,7 @@ async def test_callbacks_are_retried_until_answered_200(
     workflow = await client.create_workflow(
         WorkflowCreate(name="Alert", message="Down", call_back_url=receiver.url)
     )
-    batch_id = await client.place_calls(
-        build_call_request(
-            workflow_id=workflow.id,
-            message="Down",
-            voice=None,
-            reference="r",
-            recipients=[Recipient(NUMBER.format(3))],
-        )
-    )
+    batch_id = await client.place_calls(order(workflow.id, NUMBER.format(3)))
     (callback,) = await receiver.wait_for(1)
     assert callback["request_id"] == batch_id
     assert sandbox.state.callbacks == [
@@ -152,29 +149,39 @@ def test_python_m_bot_sandbox_serves_on_the_given_port(unused_tcp_port: int) -> 
         process.wait(timeout=10)
 
 
+def _providers(settings: Settings) -> dict:
+    return open_providers(
+        settings,
+        slot_logs=lambda name: MemorySlotLog(),
+        callback_token="cb",
+        sandbox_key="sandbox-secret",
+    )
+
+
 async def test_without_an_api_key_the_app_uses_the_sandbox_by_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("INTRON_API_KEY", raising=False)
-    settings = Settings(_env_file=None, sandbox_callback_delay=0.01)
+    settings = Settings(_env_file=None, sandbox_callback_delay=0.01, port=3999)
     assert settings.uses_sandbox
-    async with open_provider(settings) as provider:
-        assert provider.is_sandbox
-        assert provider.client.base_url.startswith("http://127.0.0.1:")
-        workflow = await provider.client.create_workflow(
-            WorkflowCreate(name="Hello", message="Hello")
-        )
-        assert await provider.client.get_workflow(workflow.id)
-        assert provider.sandbox is not None and provider.sandbox.workflows
+    [intron] = _providers(settings).values()
+    assert intron.sandbox
+    assert intron.client.base_url == f"http://127.0.0.1:3999{SANDBOX_PREFIX}"
+    # The web process serves it there, accepting only the stored sandbox key.
+    [(path, app)] = sandbox_apps(settings, "sandbox-secret").items()
+    assert path == SANDBOX_PREFIX and app.state.sandbox.config.api_key == "sandbox-secret"
+    await intron.aclose()
 
 
 async def test_with_an_api_key_the_configured_base_url_is_used() -> None:
     settings = Settings(
         _env_file=None, intron_api_key="real-key", intron_base_url="http://127.0.0.1:9/voicebot/v1/"
     )
-    async with open_provider(settings) as provider:
-        assert not provider.is_sandbox
-        assert provider.client.base_url == "http://127.0.0.1:9/voicebot/v1"
+    [intron] = _providers(settings).values()
+    assert not intron.sandbox
+    assert intron.client.base_url == "http://127.0.0.1:9/voicebot/v1"
+    assert sandbox_apps(settings, "sandbox-secret") == {}
+    await intron.aclose()
 
 
 async def test_path_overrides_move_client_and_sandbox_together(

@@ -35,11 +35,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot import logsafety
-from bot.intron.models import Workflow, WorkflowCreate
-from bot.sandbox import Fault
+from bot.core.models import RequestRecord, RequestStatus
+from bot.providers.intron.models import Workflow, WorkflowCreate
+from bot.providers.intron.sandbox import Fault
 from bot.slack.ids import ActionId, CallbackId
-from bot.store import RequestRecord, RequestStatus
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import NUMBER, Sandbox, make_client, start_sandbox
 from tests.harness import SIGNING_SECRET, Harness, free_port
 from tests.support.fake_slack import FakeSlack
@@ -136,7 +136,7 @@ class ThreadedApp:
             fake = self.harness.fake
             return {
                 "slack": [c.method for c in fake.calls() if c.method in ACTING_METHODS],
-                "requests": len(self.harness.running.store.recent_requests(1000)),
+                "requests": len(self.harness.store.requests.recent(1000)),
                 "place_calls": self.sandbox.state.requests_seen.get("place_calls", 0),
                 "auth.test": len(fake.calls("auth.test")),
             }
@@ -151,7 +151,8 @@ class FastHarness(Harness):
         self.app = create_app(self.settings())
         self.server = await serve_nodelay(self.app, port=self.port)
         self.slack = SlackRequester(self.url, SIGNING_SECRET, fake=self.fake)
-        await self.wait_until(lambda: self.running.store.workflows_fetched_at() is not None)
+        await self.start_worker()
+        await self.wait_until(lambda: self.store.workflows.fetched_at("intron"))
         return self
 
 
@@ -588,10 +589,10 @@ def leaks(text: str, numbers: list[str]) -> list[str]:
 async def completed(harness: Harness, count: int = 1) -> list[RequestRecord]:
     """Wait until the `count` latest requests are final, and return them newest first."""
     final = {RequestStatus.COMPLETED, RequestStatus.FAILED, RequestStatus.UNKNOWN}
-    store = harness.running.store
+    store = harness.store
     return await harness.wait_until(
         lambda: (
-            (found := store.recent_requests(count))
+            (found := store.requests.recent(count))
             and len(found) == count
             and all(r.status in final for r in found)
             and found
@@ -613,9 +614,9 @@ async def test_phone_numbers_are_masked_in_everything_sent_to_slack(
     )
     [record] = await completed(harness)
     assert record.status == RequestStatus.COMPLETED
-    ts = await harness.wait_until(lambda: harness.running.store.slack_message(record.id).ts)
+    ts = await harness.wait_until(lambda: harness.slack_store.message(record.id).ts)
     await fake.wait_for(lambda f: f.thread("C1", ts))
-    for ref in (record.id, record.batch_id):
+    for ref in (record.id, record.provider_ref):
         acks.append(body_text(await command(harness, f"status {ref}")))
 
     # A request through the modal, and one that fails (its thread explains why).
@@ -632,9 +633,7 @@ async def test_phone_numbers_are_masked_in_everything_sent_to_slack(
     acks.append(body_text(await command(harness, f"call {reminder.id} {failing[0]} name=A date=B")))
     [unknown, *_] = await completed(harness, 3)
     assert unknown.status == RequestStatus.UNKNOWN
-    unknown_ts = await harness.wait_until(
-        lambda: harness.running.store.slack_message(unknown.id).ts
-    )
+    unknown_ts = await harness.wait_until(lambda: harness.slack_store.message(unknown.id).ts)
     await fake.wait_for(lambda f: f.thread("C1", unknown_ts))
 
     # The Home tab lists the requests; the workflow's View and Calls modals list calls.
@@ -657,7 +656,7 @@ async def test_phone_numbers_are_masked_in_everything_sent_to_slack(
     )
     assert masked(CALLED[0]) in calls_modal[-1].all_text()
     await harness.settled()
-    await harness.running.outbox.idle()
+    await harness.settled()
 
     everything = list(acks)
     for call in fake.calls():
@@ -672,7 +671,7 @@ async def test_phone_numbers_are_masked_in_everything_sent_to_slack(
     assert all(masked(n) in thread for n in CALLED)
     assert all(masked(n) in acks[1] for n in CALLED)  # /robocall status
     # ...while the database keeps them whole (so the scan above can fail).
-    stored = [c.phone_number for c in harness.running.store.calls(record.id)]
+    stored = [c.phone_number for c in harness.store.requests.calls(record.id)]
     assert stored == [e164(n) for n in CALLED]
     assert len(leaks(" ".join(stored), CALLED)) >= len(CALLED)  # the scan does see them
 
@@ -716,9 +715,15 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def served_app(
-    tmp_path: Path, fake_slack: FakeSlack, sandbox: Sandbox
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    sandbox: Sandbox,
+    *,
+    wait_for_workflows: bool = True,
+    **extra_env: str,
 ) -> AsyncIterator[Served]:
-    """Run the app as a user does, with distinctive secrets; `output` is set on exit."""
+    """Run the app as a user does (`python -m bot run`: the web process and a worker),
+    with distinctive secrets; `output`, both processes' logs, is set on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     async with make_client(sandbox.url) as intron:
@@ -735,9 +740,10 @@ async def served_app(
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "PUBLIC_URL": url,
+        **extra_env,
     }
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "bot", "serve"),
+        *(sys.executable, "-m", "bot", "run"),
         cwd=tmp_path,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -747,8 +753,8 @@ async def served_app(
     served = Served(url, workflow, slack)
     try:
         await wait_healthy(url, process)
-        async with asyncio.timeout(10):  # the workflow cache fills at start-up
-            while workflow.id not in (await slack.command("workflows")).text:
+        async with asyncio.timeout(10):  # the worker fills the workflow cache at start-up
+            while wait_for_workflows and workflow.id not in (await slack.command("workflows")).text:
                 await asyncio.sleep(0.1)
         yield served
     finally:
@@ -807,6 +813,33 @@ async def test_refused_slack_requests_leave_no_whole_number_in_the_logs(
         assert (await slack.post(body, content_type, timestamp=now() - 3600)).status_code == 401
     assert SIGNING not in app.output
     assert leaks(app.output, [number]) == [], app.output
+
+
+async def test_an_exception_uvicorn_logs_is_redacted_too(
+    tmp_path: Path, fake_slack: FakeSlack, sandbox: Sandbox
+) -> None:
+    """An error escaping the app is logged by uvicorn's own logger ("Exception in ASGI
+    application"), with its traceback. A failpoint makes the Slack route raise one that
+    carries the request body: numbers, and secrets someone pasted into a command."""
+    number = NUMBER.format(1)
+    async with served_app(
+        tmp_path,
+        fake_slack,
+        sandbox,
+        wait_for_workflows=False,  # every Slack request raises, "workflows" included
+        ROBOCALL_FAILPOINTS="web.slack_events=raise",
+    ) as app:
+        pasted = f"call {app.workflow.id} {number} key={INTRON_KEY} cb={CALLBACK} t={BOT_TOKEN}"
+        body, content_type = slash_command(pasted)
+        answer = await app.slack.post(body, content_type)
+        assert answer.status_code == 500
+    output = app.output
+    assert "Exception in ASGI application" in output and "FailpointError" in output, output
+    assert "uvicorn.error" in output  # uvicorn's logger wrote it, through our redaction
+    for secret in SECRETS:
+        assert secret not in output, f"{secret} is in the logs:\n{output}"
+    assert leaks(output, [number]) == [], output
+    assert masked(number) in output
 
 
 class Boom(Exception):
@@ -880,7 +913,7 @@ async def placed_request(harness: Harness, workflow: Workflow) -> tuple[RequestR
 def audit_rows(harness: Harness, action: str, target: str) -> list[dict[str, Any]]:
     return [
         {**row, "detail": json.loads(row["detail"])}
-        for row in harness.running.store.audit_trail()
+        for row in harness.store.audit.trail()
         if row["action"] == action and row["target"] == target
     ]
 
@@ -897,14 +930,14 @@ async def test_the_audit_trail_records_who_called_whom_and_when(
     at = datetime.fromisoformat(accepted["at"])
     assert started - timedelta(seconds=1) <= at <= datetime.now(UTC)
     [placed] = audit_rows(harness, "request.placed", record.id)
-    assert placed["detail"]["batch_id"] == record.batch_id
+    assert placed["detail"]["provider_ref"] == record.provider_ref
     assert datetime.fromisoformat(placed["at"]) >= at
     # ...and how it ended, call by call.
     [ended] = audit_rows(harness, "request.completed", record.id)
     assert ended["actor"] == "provider"
     assert ended["detail"]["results"] == {
-        NUMBER.format(1): "COMPLETED",
-        NUMBER.format(0): "TIMEOUT",
+        NUMBER.format(1): "answered",
+        NUMBER.format(0): "no_answer",
     }
     assert datetime.fromisoformat(ended["at"]) >= datetime.fromisoformat(placed["at"])
 
@@ -920,7 +953,7 @@ async def test_the_audit_trail_records_a_request_that_failed(
     assert record.status == expected
     ended = [
         row
-        for row in harness.running.store.audit_trail()
+        for row in harness.store.audit.trail()
         if row["target"] == record.id and row["action"] != "request.accepted"
     ]
     assert ended, "no audit row records how the request ended"

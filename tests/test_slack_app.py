@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.intron.models import Workflow, WorkflowCreate
-from bot.sandbox import Fault
+from bot.core.models import RequestStatus
+from bot.providers.intron.models import Workflow, WorkflowCreate
+from bot.providers.intron.sandbox import Fault
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.store import RequestStatus
 from tests.conftest import NUMBER, Sandbox
 from tests.harness import CALLBACK_TOKEN, Harness, assert_valid_blocks, assert_valid_view
 from tests.support.fake_slack import FakeSlack
@@ -162,8 +162,8 @@ async def test_a_modal_submission_places_the_call_and_reports_results(
     assert "Appointment reminder" in parent.all_text() and "3 recipients" in parent.all_text()
     assert "Yoruba (female)" in parent.all_text() and "<@U1>" in parent.all_text()
     assert_valid_blocks(parent.params["blocks"])
-    record = harness.running.store.recent_requests(1)[0]
-    ts = await harness.wait_until(lambda: harness.running.store.slack_message(record.id).ts)
+    record = harness.store.requests.recent(1)[0]
+    ts = await harness.wait_until(lambda: harness.slack_store.message(record.id).ts)
     results = await fake.wait_for(lambda f: f.thread("C9", ts))
     text = results[0].all_text()
     assert "Calls: 3 · answered 2 · not answered 1" in text
@@ -174,11 +174,11 @@ async def test_a_modal_submission_places_the_call_and_reports_results(
     final = fake.updates("C9", ts)[-1].all_text()
     assert "Completed" in final and "2/3 answered" in final
 
-    record = harness.running.store.request(record.id)
+    record = harness.store.requests.get(record.id)
     assert record.status == RequestStatus.COMPLETED
-    assert record.batch_id in sandbox.state.batches
+    assert record.provider_ref in sandbox.state.batches
     assert sandbox.state.numbers_called() == {NUMBER.format(d): 1 for d in "120"}
-    assert [c.phone_number for c in harness.running.store.calls(record.id)] == [
+    assert [c.phone_number for c in harness.store.requests.calls(record.id)] == [
         NUMBER.format(d) for d in "120"
     ]  # whole in the database
 
@@ -226,7 +226,7 @@ async def test_modal_errors_come_back_on_the_field_and_nothing_is_sent(
     assert body["response_action"] == "errors"
     assert expected in body["errors"][block]
     assert sandbox.state.requests_seen.get("place_calls", 0) == 0
-    assert harness.running.store.recent_requests() == []
+    assert harness.store.requests.recent() == []
     assert harness.fake.messages() == []
 
 
@@ -236,7 +236,7 @@ async def test_a_pasted_csv_works(harness: Harness, reminder: Workflow, sandbox:
     assert answer.content in (b"", b"{}")
     await harness.wait_until(lambda: sandbox.state.batches)
     await harness.settled()
-    [call_a, call_b] = harness.running.store.calls(harness.running.store.recent_requests()[0].id)
+    [call_a, call_b] = harness.store.requests.calls(harness.store.requests.recent()[0].id)
     assert call_a.variables == {"name": "Obi, Ada", "date": "Monday"}
     assert call_b.phone_number == NUMBER.format(4)
 
@@ -249,7 +249,7 @@ async def test_a_resubmitted_modal_is_one_request(
         await submit(harness, values, view_id="VSAME")
     await harness.wait_until(lambda: sandbox.state.batches)
     await harness.settled()
-    assert len(harness.running.store.recent_requests()) == 1
+    assert len(harness.store.requests.recent()) == 1
     assert sandbox.state.numbers_called() == {NUMBER.format(3): 1}
 
 
@@ -269,7 +269,7 @@ async def test_call_command_places_at_once(
     parent = (await harness.fake.wait_for(lambda f: f.messages("C1")))[0]
     assert "Igbo (female)" in parent.all_text()
     await harness.wait_until(
-        lambda: harness.running.store.recent_requests()[0].status == RequestStatus.COMPLETED
+        lambda: harness.store.requests.recent()[0].status == RequestStatus.COMPLETED
     )
     batch = next(iter(sandbox.state.batches.values()))
     assert [c.workflow_variables for c in batch.calls] == [{"name": "Ada", "date": "Monday"}] * 2
@@ -302,7 +302,7 @@ async def test_call_command_errors_name_the_problem_and_send_nothing(
     assert "Nothing was sent" in answer
     assert expected in answer
     assert sandbox.state.requests_seen.get("place_calls", 0) == 0
-    assert harness.running.store.recent_requests() == []
+    assert harness.store.requests.recent() == []
 
 
 # ---------------------------------------------------------------- status
@@ -310,11 +310,11 @@ async def test_call_command_errors_name_the_problem_and_send_nothing(
 
 async def test_status_by_batch_id_and_by_request_id(harness: Harness, reminder: Workflow):
     await command(harness, f'call "Appointment reminder" {NUMBER.format(1)} name=A date=B')
-    store = harness.running.store
+    store = harness.store
     record = await harness.wait_until(
-        lambda: (r := store.recent_requests(1)) and r[0].status == RequestStatus.COMPLETED and r[0]
+        lambda: (r := store.requests.recent(1)) and r[0].status == RequestStatus.COMPLETED and r[0]
     )
-    for ref in (record.batch_id, record.id):
+    for ref in (record.provider_ref, record.id):
         text = body_text(await command(harness, f"status {ref}"))
         assert "Completed" in text and record.id in text and "+234•••••4561" in text
     assert "No request or Intron batch has the id 'nope'" in body_text(
@@ -329,15 +329,15 @@ async def test_callbacks_repeat_wrong_token_unknown_and_malformed(
     harness: Harness, reminder: Workflow, sandbox: Sandbox
 ) -> None:
     await command(harness, f'call "Appointment reminder" {NUMBER.format(1)} name=A date=B')
-    store = harness.running.store
+    store = harness.store
     record = await harness.wait_until(
-        lambda: (r := store.recent_requests(1)) and r[0].status == RequestStatus.COMPLETED and r[0]
+        lambda: (r := store.requests.recent(1)) and r[0].status == RequestStatus.COMPLETED and r[0]
     )
     await harness.settled()
     posted = len(harness.fake.calls())
-    good = next(c for c in sandbox.state.callbacks if c["request_id"] == record.batch_id)
+    good = next(c for c in sandbox.state.callbacks if c["request_id"] == record.provider_ref)
     assert good["attempts"] == [200]
-    body = (store.callback_log()[0])["body"]
+    body = (store.requests.callback_log()[0])["body"]
 
     async with httpx.AsyncClient() as http:
         again = await http.post(harness.callback_url, content=body)
@@ -355,7 +355,7 @@ async def test_callbacks_repeat_wrong_token_unknown_and_malformed(
         assert (await http.post(harness.callback_url, content=huge)).status_code == 413
     await harness.settled()
     assert len(harness.fake.calls()) == posted  # nothing new reached Slack
-    assert store.request(record.id) == record
+    assert store.requests.get(record.id) == record
 
 
 # ---------------------------------------------------------------- restarts and failures
@@ -366,17 +366,17 @@ async def test_a_restart_between_placing_and_results_loses_nothing(
 ) -> None:
     sandbox.state.config.callback_delay = 1.0
     await command(harness, f'call "Appointment reminder" {NUMBER.format(2)} name=A date=B')
-    store = harness.running.store
+    store = harness.store
     record = await harness.wait_until(
-        lambda: (r := store.recent_requests(1)) and r[0].status == RequestStatus.PLACED and r[0]
+        lambda: (r := store.requests.recent(1)) and r[0].status == RequestStatus.PLACED and r[0]
     )
     parent = harness.fake.messages("C1")[0]
     await harness.restart()  # the callback arrives at the new instance
-    store = harness.running.store
+    store = harness.store
     await harness.wait_until(
-        lambda: store.request(record.id).status == RequestStatus.COMPLETED, timeout=5
+        lambda: store.requests.get(record.id).status == RequestStatus.COMPLETED, timeout=5
     )
-    parent_ts = harness.running.store.slack_message(record.id).ts
+    parent_ts = harness.slack_store.message(record.id).ts
     replies = await harness.fake.wait_for(lambda f: f.thread("C1", parent_ts))
     assert "pressed 2 (Cancel)" in replies[0].all_text()
     assert len(harness.fake.messages("C1")) == 1 + len(replies)  # no second parent
@@ -386,9 +386,10 @@ async def test_a_restart_between_placing_and_results_loses_nothing(
 async def test_an_accepted_request_is_sent_after_a_restart(
     harness: Harness, reminder: Workflow, sandbox: Sandbox
 ) -> None:
-    from bot.intron.validation import Recipient
-    from bot.service import CallOrder
+    from bot.core.requests import CallOrder
+    from bot.input.recipients import Recipient
 
+    await harness.stop_worker()  # accepted, never placed: as if the app had stopped there
     record, _ = harness.running.service.accept(
         CallOrder(
             workflow=reminder.id,
@@ -400,8 +401,10 @@ async def test_an_accepted_request_is_sent_after_a_restart(
         )
     )
     await harness.restart()
-    store = harness.running.store
-    await harness.wait_until(lambda: store.request(record.id).status == RequestStatus.COMPLETED)
+    store = harness.store
+    await harness.wait_until(
+        lambda: store.requests.get(record.id).status == RequestStatus.COMPLETED
+    )
     assert sandbox.state.numbers_called() == {NUMBER.format(3): 1}
 
 
@@ -427,11 +430,11 @@ async def test_intron_failing_is_reported_in_words_a_user_can_act_on(
 ) -> None:
     sandbox.state.faults.append(fault)
     await command(harness, f'call "Appointment reminder" {NUMBER.format(1)} name=A date=B')
-    store = harness.running.store
+    store = harness.store
     record = await harness.wait_until(
-        lambda: (r := store.recent_requests(1)) and r[0].status == status and r[0]
+        lambda: (r := store.requests.recent(1)) and r[0].status == status and r[0]
     )
-    ts = store.slack_message(record.id).ts
+    ts = harness.slack_store.message(record.id).ts
     reply = (await harness.fake.wait_for(lambda f: f.thread("C1", ts)))[0]
     assert words in reply.all_text()
     await harness.settled()
@@ -492,20 +495,20 @@ async def test_without_an_intron_key_every_message_says_sandbox(
     app = Harness(tmp_path, fake_slack, None)
     await app.start()
     try:
-        assert app.running.provider.is_sandbox
+        assert app.running.providers.sandbox
         [demo] = app.running.workflows.cached()
-        assert demo.name == "Demo reminder" and demo.call_back_url == app.callback_url
+        assert demo.name == "Demo reminder" and demo.callback_url == app.callback_url
         assert "Sandbox" in body_text(await command(app, "help"))
         answer = body_text(await command(app, f"call {demo.id} {NUMBER.format(1)} name=Ada"))
         assert "Sandbox" in answer
         record = await app.wait_until(
             lambda: (
-                (r := app.running.store.recent_requests(1))
+                (r := app.store.requests.recent(1))
                 and r[0].status == RequestStatus.COMPLETED
                 and r[0]
             )
         )
-        ts = app.running.store.slack_message(record.id).ts
+        ts = app.slack_store.message(record.id).ts
         parent_updates = await app.fake.wait_for(lambda f: f.updates("C1", ts))
         assert all("Sandbox" in u.all_text() for u in parent_updates)
         assert "Sandbox" in app.fake.messages("C1")[0].all_text()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.intron.client import DEFAULT_MANAGEMENT_WINDOWS
-from bot.intron.models import WorkflowCreate
+from bot.core.models import RequestStatus
+from bot.providers.intron.client import DEFAULT_MANAGEMENT_WINDOWS
+from bot.providers.intron.models import WorkflowCreate
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.store import RequestStatus
 from tests.conftest import NUMBER, Sandbox, make_client, start_sandbox
 from tests.harness import Harness, assert_valid_blocks, assert_valid_view
 from tests.support.fake_slack import FakeSlack
@@ -44,7 +44,7 @@ def form(
     *,
     reply: bool = False,
     options: str | None = None,
-    kind: str = "ROBOCALL",
+    kind: str = "robocall",
 ) -> dict:
     return {
         BlockId.WF_NAME: {ActionId.WF_NAME_INPUT: plain_text_value(name)},
@@ -145,7 +145,7 @@ async def test_create_list_edit_send_delete(harness: Harness, sandbox: Sandbox) 
     workflow_block = next(b for b in send_modal["blocks"] if b.get("block_id") == BlockId.WORKFLOW)
     assert workflow_block["element"]["initial_option"]["value"] == created["id"]
     await submit(harness, modal_values(created["id"], f"{NUMBER.format(1)} name=Ada"))
-    request = await harness.wait_until(lambda: harness.running.store.recent_requests(1))
+    request = await harness.wait_until(lambda: harness.store.requests.recent(1))
 
     # Delete: the confirmation names the request that used it
     await from_message(harness, ActionId.WORKFLOW_DELETE, created["id"])
@@ -157,7 +157,7 @@ async def test_create_list_edit_send_delete(harness: Harness, sandbox: Sandbox) 
     )
     await harness.wait_until(lambda: not sandbox.state.workflows)
     assert harness.running.workflows.cached() == []
-    trail = [(row["actor"], row["action"]) for row in harness.running.store.audit_trail()]
+    trail = [(row["actor"], row["action"]) for row in harness.store.audit.trail()]
     assert ("U1", "workflow.created") in trail and ("U1", "workflow.updated") in trail
     assert ("U1", "workflow.deleted") in trail and ("U1", "request.accepted") in trail
 
@@ -255,10 +255,7 @@ async def test_view_shows_recent_requests_and_calls_can_be_filtered(
     numbers = " ".join(NUMBER.format(d) for d in "1234567890")
     await command(harness, f"call Alert {numbers}")
     await harness.wait_until(
-        lambda: (
-            (r := harness.running.store.recent_requests(1))
-            and r[0].status == RequestStatus.COMPLETED
-        )
+        lambda: (r := harness.store.requests.recent(1)) and r[0].status == RequestStatus.COMPLETED
     )
     fake = harness.fake
     await from_message(harness, ActionId.WORKFLOW_VIEW, workflow.id)
@@ -268,7 +265,9 @@ async def test_view_shows_recent_requests_and_calls_can_be_filtered(
     view = loaded[-1].params["view"]
     assert_valid_view(view)
     batch_id = next(iter(sandbox.state.batches))
-    assert batch_id in json.dumps(view) and "8/10 answered" in json.dumps(view)
+    assert batch_id in json.dumps(view) and "7/10 answered" in json.dumps(
+        view
+    )  # 8 is busy: not answered
 
     shown = modal_view(
         CallbackId.WORKFLOW_VIEW,
@@ -289,7 +288,7 @@ async def test_view_shows_recent_requests_and_calls_can_be_filtered(
     assert harness.slack is not None
     filters = {
         BlockId.CALLS_BATCH: {ActionId.CALLS_BATCH_INPUT: plain_text_value(None)},
-        BlockId.CALLS_STATUS: {ActionId.CALLS_STATUS_SELECT: static_select_value("TIMEOUT")},
+        BlockId.CALLS_STATUS: {ActionId.CALLS_STATUS_SELECT: static_select_value("no_answer")},
         BlockId.CALLS_PHONE: {ActionId.CALLS_PHONE_INPUT: plain_text_value(None)},
     }
     answer = await harness.slack.submit_view(
@@ -333,7 +332,7 @@ async def test_home_tab_shows_requests_and_updates_when_results_arrive(
     await command(harness, f"call Alert {NUMBER.format(1)}")
     record = await harness.wait_until(
         lambda: (
-            (r := harness.running.store.recent_requests(1))
+            (r := harness.store.requests.recent(1))
             and r[0].status == RequestStatus.COMPLETED
             and r[0]
         )
@@ -394,7 +393,7 @@ async def test_a_burst_of_management_clicks_never_draws_a_429(
         await asyncio.gather(*clicks)
         answers = await fake_slack.wait_for(lambda f: len(f.responses()) >= 20 and f.responses())
         texts = [a.all_text() for a in answers]
-        assert sum("Refreshed from Intron just now" in t for t in texts) == 5
+        assert sum("Refreshed just now" in t for t in texts) == 5
         told = [t for t in texts if "possible again in" in t]
         assert len(told) == 15
         assert all("Showing the list as last fetched" in t for t in told)

@@ -1,4 +1,4 @@
-"""What every Slack handler needs, and who may do what."""
+"""What every Slack handler and Slack job needs, and who may do what."""
 
 from __future__ import annotations
 
@@ -7,24 +7,52 @@ from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.background import Background
-from bot.service import CallService
+from bot.core.jobs import Jobs
+from bot.core.requests import CallService
+from bot.core.workflows import WorkflowService
+from bot.providers.base import Provider, Voice
 from bot.settings import Settings
-from bot.workflows import WorkflowService
+from bot.store.slack import SlackStore
 
 GROUP_CACHE_SECONDS = 300.0
 
 
 @dataclass
 class SlackContext:
-    """The core services, settings, and where to run work after the ack."""
+    """The core services, the adapter's own tables, settings, and the Slack clients."""
 
     service: CallService
     workflows: WorkflowService
+    slack_store: SlackStore
+    jobs: Jobs
     settings: Settings
-    background: Background
-    sandbox: bool
+    client: AsyncWebClient  # waits out 429s: for answers people are waiting for
     _group: tuple[float, frozenset[str]] | None = field(default=None, repr=False)
+
+    @property
+    def sandbox(self) -> bool:
+        return self.service.providers.sandbox
+
+    @property
+    def store(self):
+        return self.service.store
+
+    def provider(self, provider_id: str | None = None) -> Provider:
+        providers = self.service.providers
+        return providers.get(provider_id) if provider_id else providers.default
+
+    def voices(self, provider_id: str | None = None) -> list[Voice]:
+        return list(self.provider(provider_id).voices())
+
+    def voice_label(self, provider_id: str, key: str | None) -> str:
+        """How a request's voice reads: `Igbo (female)`, or the provider's default."""
+        if not key:
+            return "provider default"
+        if provider_id in self.service.providers:
+            for voice in self.provider(provider_id).voices():
+                if voice.key == key:
+                    return voice.label
+        return key
 
     def refusal(self, user_id: str, channel_id: str | None) -> str | None:
         """Why this user may not place calls from this channel, or None if they may."""
@@ -44,7 +72,7 @@ class SlackContext:
             )
         return None
 
-    async def can_manage(self, client: AsyncWebClient, user_id: str) -> bool:
+    async def can_manage(self, user_id: str) -> bool:
         """May this user create, edit and delete workflows? Everyone may when no admin
         user ids and no admin user group are configured."""
         admins = self.settings.admin_user_ids
@@ -53,11 +81,11 @@ class SlackContext:
             return True
         if user_id in admins:
             return True
-        return bool(group) and user_id in await self._group_members(client, group)
+        return bool(group) and user_id in await self._group_members(group)
 
-    async def _group_members(self, client: AsyncWebClient, group: str) -> frozenset[str]:
+    async def _group_members(self, group: str) -> frozenset[str]:
         now = time.monotonic()
         if self._group is None or now - self._group[0] > GROUP_CACHE_SECONDS:
-            answer = await client.usergroups_users_list(usergroup=group)
+            answer = await self.client.usergroups_users_list(usergroup=group)
             self._group = (now, frozenset(answer.get("users", [])))
         return self._group[1]

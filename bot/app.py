@@ -1,0 +1,204 @@
+"""Wiring: the one place that puts the parts together, for either process.
+
+`open_runtime` opens what both processes share (the store, the providers, the
+core services, the Slack context); `run_worker` adds the job worker and every
+job kind; `bot/web/app.py` adds the routes. Nothing else imports a provider
+package or builds a Slack client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.jobs import Job, Jobs, Kind, NewJob, Worker
+from bot.core.providers import Providers
+from bot.core.reconcile import Reconciler
+from bot.core.requests import APPLY_CALLBACK, CALLS_LANE, PLACE, RECONCILE, CallService
+from bot.core.workflows import WorkflowService
+from bot.providers.base import ProviderConnectionError, ProviderError, WorkflowDraft
+from bot.providers.registry import open_providers
+from bot.settings import Settings
+from bot.slack import app as slack_app
+from bot.slack.context import SlackContext
+from bot.store import Store
+from bot.store.ratelimits import SqliteSlotLog
+from bot.store.slack import SlackStore
+
+log = logging.getLogger(__name__)
+
+REFRESH_WORKFLOWS = "workflows.refresh"
+REFRESH_EVERY = 60.0  # seconds between looks at whether a provider's list is stale
+
+DEMO_WORKFLOW = WorkflowDraft(
+    name="Demo reminder",
+    description="Created by the robocall bot in the sandbox so there is something to try.",
+    message="Hello [name], this is a test call from Slack. Press 1 to confirm, 2 to cancel.",
+    keypad={"1": "Confirm", "2": "Cancel"},
+)
+
+
+@dataclass
+class Runtime:
+    """Everything a process of the app uses, open."""
+
+    settings: Settings
+    store: Store
+    jobs: Jobs
+    providers: Providers
+    workflows: WorkflowService
+    service: CallService
+    slack: SlackContext
+    outbox_client: AsyncWebClient
+    callback_token: str
+    sandbox_key: str
+
+
+def slack_clients(
+    settings: Settings, session: aiohttp.ClientSession
+) -> tuple[AsyncWebClient, AsyncWebClient]:
+    """Two Slack Web API clients over one connection pool: one for answers people wait
+    for (views.open…), which waits out 429s and retries 5xx and drops; one for the
+    message jobs, which handle 429s themselves, waiting exactly Retry-After."""
+    assert settings.slack_bot_token is not None
+    common = {
+        "token": settings.slack_bot_token.get_secret_value(),
+        "base_url": settings.slack_api_url,
+        "session": session,
+    }
+    interactive = AsyncWebClient(
+        **common,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=3),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=10),
+            AsyncServerErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+    return interactive, AsyncWebClient(**common)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncIterator[Runtime]:
+    """Open the store (upgrading it), the providers, the core and the Slack context."""
+    async with AsyncExitStack() as stack:
+        if store is None:
+            store = Store(settings.database_path)
+            stack.callback(store.close)
+        configured = settings.callback_token
+        token = store.meta.token(
+            "callback_token", configured.get_secret_value() if configured else None
+        )
+        sandbox_key = store.meta.token("sandbox_key", None)
+        providers = Providers(
+            open_providers(
+                settings,
+                slot_logs=lambda name: SqliteSlotLog(store.db, name),
+                callback_token=token,
+                sandbox_key=sandbox_key,
+            )
+        )
+        for provider in providers:
+            stack.push_async_callback(provider.aclose)
+        jobs = Jobs(store.jobs)
+        workflows = WorkflowService(store, providers)
+        service = CallService(
+            store,
+            jobs,
+            providers,
+            workflows,
+            default_region=settings.default_phone_region,
+            reconcile_after=settings.reconcile_after,
+        )
+        session = aiohttp.ClientSession()
+        stack.push_async_callback(session.close)
+        interactive, outbox = slack_clients(settings, session)
+        slack = SlackContext(service, workflows, SlackStore(store.db), jobs, settings, interactive)
+        service.listeners.append(slack_app.notifier(slack))
+        yield Runtime(
+            settings=settings,
+            store=store,
+            jobs=jobs,
+            providers=providers,
+            workflows=workflows,
+            service=service,
+            slack=slack,
+            outbox_client=outbox,
+            callback_token=token,
+            sandbox_key=sandbox_key,
+        )
+
+
+def job_kinds(runtime: Runtime) -> dict[str, Kind]:
+    """Every kind of job, the core's and the Slack adapter's."""
+    service = runtime.service
+    kinds = {
+        PLACE: Kind(service.place, CALLS_LANE),
+        RECONCILE: Kind(Reconciler(service).run, CALLS_LANE),
+        APPLY_CALLBACK: Kind(service.apply_callback, CALLS_LANE, max_attempts=10),
+        REFRESH_WORKFLOWS: Kind(WorkflowRefresher(runtime).run, "default"),
+    }
+    return kinds | slack_app.job_kinds(runtime.slack, runtime.outbox_client)
+
+
+def make_worker(runtime: Runtime) -> Worker:
+    """A worker over the runtime's database, with its first refresh queued."""
+    runtime.jobs.add(refresh_workflows_job())
+    return Worker(
+        runtime.jobs,
+        job_kinds(runtime),
+        runtime.settings.lanes(),
+        lease=runtime.settings.job_lease,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """`python -m bot worker`: run jobs until cancelled."""
+    async with open_runtime(settings) as runtime:
+        log.info("worker started (lanes %s)", runtime.settings.lanes())
+        await make_worker(runtime).run()
+
+
+def refresh_workflows_job(delay: float = 0.0) -> NewJob:
+    return NewJob(
+        REFRESH_WORKFLOWS,
+        {},
+        lane="default",
+        dedupe=REFRESH_WORKFLOWS,
+        run_at=time.time() + delay,
+    )
+
+
+class WorkflowRefresher:
+    """Keeps each provider's cached workflows fresh (a job that queues its next run);
+    in the sandbox, gives it a demo workflow so there is something to try."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def run(self, job: Job) -> None:
+        workflows = self.runtime.workflows
+        try:
+            for provider in workflows.managed():
+                never_fetched = self.runtime.store.workflows.fetched_at(provider.id) is None
+                if provider.sandbox and never_fetched and not await provider.list_workflows():
+                    await workflows.create(provider, DEMO_WORKFLOW, actor="sandbox")
+                if workflows.stale(provider):
+                    await workflows.refresh(provider)
+        except ProviderConnectionError as exc:  # e.g. the web process, with the sandbox, is
+            log.info("could not refresh the workflows yet: %s", exc.message)  # not up yet
+            self.runtime.jobs.add(refresh_workflows_job(delay=2.0))
+            return
+        except ProviderError as exc:
+            log.warning("could not refresh the workflows: %s", exc.message)
+        self.runtime.jobs.add(refresh_workflows_job(delay=REFRESH_EVERY))

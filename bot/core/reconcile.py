@@ -1,0 +1,97 @@
+"""Finds out what happened to requests whose results never came (the `request.reconcile` job).
+
+Every request that is placed, or whose outcome is unknown, gets a reconcile job
+due `RECONCILE_AFTER` seconds later. If the request is still open then, its
+provider is asked: an unknown request is looked for (found: placed; certainly
+absent: failed, "safe to send again"); a placed one has its calls read, a page
+per step, and what is found is recorded as if the provider had called back.
+Each request backs off on its own (the next round waits twice as long as the
+last, up to `MAX_ROUND_DELAY`), and reads draw on only part of a provider's
+management quota (`share` in the provider), so people are never locked out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from bot.core.jobs import Job, NewJob, RetryLater
+from bot.core.models import RequestStatus
+from bot.core.providers import UnknownProvider
+from bot.core.requests import CALLS_LANE, RECONCILE, CallbackOutcome, CallService
+from bot.providers.base import ProviderError, RateLimitedError
+
+log = logging.getLogger(__name__)
+
+MAX_ROUND_DELAY = 6 * 3600.0
+
+
+class Reconciler:
+    """Runs `request.reconcile` jobs for the core service."""
+
+    def __init__(self, service: CallService) -> None:
+        self.service = service
+
+    async def run(self, job: Job) -> None:
+        request_id = job.payload["request_id"]
+        round_ = int(job.payload.get("round", 1))
+        record = self.service.requests.get(request_id)
+        if record is None or record.status not in (RequestStatus.PLACED, RequestStatus.UNKNOWN):
+            return  # finished meanwhile: nothing to find out
+        try:
+            provider = self.service.providers.get(record.provider)
+        except UnknownProvider:
+            return
+        order = self.service.order_for(record, provider)
+        try:
+            if record.status == RequestStatus.UNKNOWN and not record.provider_ref:
+                ref = await provider.find(order)
+                if ref is None:
+                    self.service.not_placed(record.id)
+                    return
+                self.service.found_placed(record.id, ref)
+                self._next_round(record.id, round_, cursor=None, soon=True)
+                return
+            ref = record.provider_ref
+            assert ref is not None
+            poll = await provider.poll(ref, order, job.payload.get("cursor"))
+        except RateLimitedError as exc:  # the share of the quota is spent: wait for it
+            raise RetryLater(exc.retry_after or 60.0, "the provider's quota is spent") from None
+        except ProviderError as exc:
+            log.warning("could not reconcile %s: %s", record.id, exc.message)
+            self._next_round(record.id, round_, cursor=None)
+            return
+        current = self.service.requests.get(record.id)
+        if current is not None and current.status == RequestStatus.UNKNOWN:
+            self.service.found_placed(record.id, ref)
+            current = self.service.requests.get(record.id)
+        if current is not None:
+            outcome = self.service.record_updates(
+                current, poll.updates, final=False, ref=ref, source="reconciler"
+            )
+            if outcome == CallbackOutcome.APPLIED:
+                log.info("reconciled %s from %s's records", record.id, provider.id)
+                return
+        self._next_round(record.id, round_, cursor=poll.cursor, soon=poll.cursor is not None)
+
+    def _next_round(
+        self, request_id: str, round_: int, *, cursor: str | None, soon: bool = False
+    ) -> None:
+        """Carry on with the next page at once, or look again later, backing off."""
+        if soon:
+            delay, next_round = 0.0, round_
+        else:
+            delay = min(self.service.reconcile_after * 2 ** (round_ - 1), MAX_ROUND_DELAY)
+            next_round = round_ + 1
+        payload = {"request_id": request_id, "round": next_round}
+        if cursor is not None:
+            payload["cursor"] = cursor
+        self.service.jobs.add(
+            NewJob(
+                RECONCILE,
+                payload,
+                lane=CALLS_LANE,
+                dedupe=f"{RECONCILE}:{request_id}",
+                run_at=time.time() + delay,
+            )
+        )

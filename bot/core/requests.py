@@ -1,0 +1,557 @@
+"""The core: accept a call order, keep it, place it once, record its results.
+
+It knows nothing of Slack and no provider's API. Front ends hand it a
+`CallOrder`; listeners hear of each change inside the transaction that makes
+it (`bot/core/events.py`). Its promises: an order is stored, with the job that
+places it, before it is acknowledged; a submit is sent at most once per request
+(a compare-and-set to SENDING guards it, taken only when the request is about
+to leave); results are applied once; a failure is recorded in words a user can
+act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from bot import failpoints
+from bot.core.events import Event, Listener
+from bot.core.jobs import Job, Jobs, NewJob
+from bot.core.models import (
+    CallRecord,
+    RequestRecord,
+    RequestStatus,
+    new_request_id,
+    now_iso,
+)
+from bot.core.orders import InvalidOrder, Problem, check_recipients
+from bot.core.providers import Providers, UnknownProvider
+from bot.core.workflows import WorkflowService
+from bot.input.recipients import Recipient
+from bot.input.voices import UnknownVoiceError, parse_voice
+from bot.providers.base import (
+    AuthenticationError,
+    CallbackReport,
+    CallUpdate,
+    NotFoundError,
+    Order,
+    OrderRecipient,
+    OutcomeUnknownError,
+    Provider,
+    ProviderConnectionError,
+    ProviderError,
+    RateLimitedError,
+    RefusedError,
+    Workflow,
+)
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+PLACE = "request.place"
+RECONCILE = "request.reconcile"
+APPLY_CALLBACK = "callback.apply"
+CALLS_LANE = "calls"
+
+OPEN = (RequestStatus.ACCEPTED, RequestStatus.SENDING, RequestStatus.PLACED, RequestStatus.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class CallOrder:
+    """What someone asked for, before validation."""
+
+    workflow: str  # a name (any case) or an id, on any provider
+    recipients: Sequence[Recipient]
+    voice: str | None  # as typed (`igbo/female`); None for the provider's default
+    requested_by: str
+    channel: str | None
+    source: str
+    # The same key twice is the same order (e.g. Slack resending a submission).
+    idempotency_key: str | None = None
+
+
+class CallbackOutcome(StrEnum):
+    ACCEPTED = "accepted"  # stored; the worker applies it
+    APPLIED = "applied"
+    PROGRESS = "progress"  # not final yet: calls' results stored, request still open
+    DUPLICATE = "duplicate"
+    UNKNOWN_REQUEST = "unknown_request"
+
+
+class CallService:
+    """The core service: one per process, over the shared database."""
+
+    def __init__(
+        self,
+        store: Store,
+        jobs: Jobs,
+        providers: Providers,
+        workflows: WorkflowService,
+        *,
+        default_region: str | None = None,
+        reconcile_after: float = 600.0,
+    ) -> None:
+        self.store = store
+        self.requests = store.requests
+        self.jobs = jobs
+        self.providers = providers
+        self.workflows = workflows
+        self.default_region = default_region
+        self.reconcile_after = reconcile_after
+        self.listeners: list[Listener] = []
+
+    # ------------------------------------------------------------ accepting
+
+    def accept(self, order: CallOrder) -> tuple[RequestRecord, bool]:
+        """Validate and store an order with the job that places it; returns the
+        record and whether it is new. Raises InvalidOrder (every problem listed) and
+        stores nothing when the order is wrong. Nothing is sent from here."""
+        workflow = self.workflows.find(order.workflow)
+        provider = self.providers.get(workflow.provider)
+        problems: list[Problem] = []
+        voice = None
+        if order.voice:
+            try:
+                voice = parse_voice(order.voice, provider.voices()).key
+            except UnknownVoiceError as exc:
+                problems.append(Problem("voice", order.voice, str(exc)))
+        try:
+            recipients = check_recipients(
+                order.recipients,
+                template=workflow.message,
+                capabilities=provider.capabilities,
+                default_region=self.default_region,
+            )
+        except InvalidOrder as exc:
+            problems += exc.problems
+        if problems:
+            raise InvalidOrder(problems)
+        now = now_iso()
+        record = RequestRecord(
+            id=new_request_id(),
+            created_at=now,
+            updated_at=now,
+            status=RequestStatus.ACCEPTED,
+            provider=provider.id,
+            workflow_id=workflow.id,
+            workflow_name=workflow.name,
+            voice=voice,
+            requested_by=order.requested_by,
+            channel=order.channel,
+            source=order.source,
+            idempotency_key=order.idempotency_key,
+            recipient_count=len(recipients),
+        )
+        calls = [
+            CallRecord(
+                request_id=record.id,
+                position=r.position,
+                phone_number=r.phone,
+                variables=dict(r.variables),
+            )
+            for r in recipients
+        ]
+        with self.store.write():  # the request, its audit row and its jobs, or none
+            stored, created = self.requests.add(record, calls)
+            if created:
+                self.store.audit.record(
+                    order.requested_by,
+                    "request.accepted",
+                    record.id,
+                    {
+                        "provider": provider.id,
+                        "workflow": workflow.id,
+                        "voice": voice,
+                        "channel": order.channel,
+                        "numbers": [c.phone_number for c in calls],
+                    },
+                )
+                self.jobs.add(NewJob(PLACE, {"request_id": record.id}, lane=CALLS_LANE))
+                self._changed(stored, Event.ACCEPTED)
+        return stored, created
+
+    # ------------------------------------------------------------ placing (a job)
+
+    async def place(self, job: Job) -> None:
+        """Send a request's submit, exactly once (the `request.place` job)."""
+        request_id = job.payload["request_id"]
+        record = self.requests.get(request_id)
+        if record is None:
+            return
+        if record.status == RequestStatus.SENDING:  # the worker sending it died
+            self._settle(
+                record.id,
+                RequestStatus.UNKNOWN,
+                Event.UNKNOWN,
+                error="the app stopped while sending this request to "
+                f"{self._label(record)}, so it may or may not have been placed; "
+                "it was not resent",
+            )
+            return
+        if record.status != RequestStatus.ACCEPTED:
+            return
+        try:
+            provider = self.providers.get(record.provider)
+        except UnknownProvider:
+            self._settle(
+                record.id,
+                RequestStatus.FAILED,
+                Event.FAILED,
+                error=f"the provider '{record.provider}' is not enabled any more, "
+                "so nobody was called",
+            )
+            return
+        await self._submit(record, provider)
+
+    async def _submit(self, record: RequestRecord, provider: Provider) -> None:
+        order = self.order_for(record, provider)
+
+        def mark_sending() -> None:
+            current = self.requests.get(record.id)
+            if current is not None and current.status == RequestStatus.SENDING:
+                return  # our own retry after a 429/503: still the same single submit
+            if (
+                self.requests.transition(record.id, [RequestStatus.ACCEPTED], RequestStatus.SENDING)
+                is None
+            ):
+                raise _AlreadyTaken()
+            failpoints.reach("request.sending")
+
+        try:
+            ref = await provider.submit(order, before_send=mark_sending)
+        except _AlreadyTaken:
+            return
+        except OutcomeUnknownError as exc:
+            self._settle(
+                record.id,
+                RequestStatus.UNKNOWN,
+                Event.UNKNOWN,
+                error=describe_failure(exc, provider),
+            )
+            return
+        except ProviderError as exc:
+            self._settle(
+                record.id,
+                RequestStatus.FAILED,
+                Event.FAILED,
+                error=describe_failure(exc, provider),
+            )
+            return
+        except Exception as exc:  # a bug must not leave the request SENDING forever
+            log.exception("placing %s failed unexpectedly", record.id)
+            current = self.requests.get(record.id)
+            sent = current is not None and current.status == RequestStatus.SENDING
+            self._settle(
+                record.id,
+                RequestStatus.UNKNOWN if sent else RequestStatus.FAILED,
+                Event.UNKNOWN if sent else Event.FAILED,
+                error=f"an internal error ({type(exc).__name__}) interrupted sending; "
+                + ("it was not resent" if sent else "nobody was called"),
+            )
+            return
+        self._settle(record.id, RequestStatus.PLACED, Event.PLACED, provider_ref=ref)
+
+    def _settle(
+        self,
+        request_id: str,
+        status: RequestStatus,
+        event: Event,
+        *,
+        error: str | None = None,
+        provider_ref: str | None = None,
+    ) -> RequestRecord | None:
+        """Record where sending ended, with its audit row and the jobs that follow, at once.
+
+        From ACCEPTED too: a failure before anything was sent (our own limiter
+        refusing a long wait, say) settles a request that never became SENDING."""
+        fields: dict[str, Any] = {"error": error}
+        if provider_ref is not None:
+            fields["provider_ref"] = provider_ref
+        with self.store.write():
+            record = self.requests.transition(
+                request_id, [RequestStatus.SENDING, RequestStatus.ACCEPTED], status, **fields
+            )
+            if record is None:  # a callback completed it meanwhile
+                if provider_ref is not None:
+                    self.requests.set_ref(request_id, provider_ref)
+                return None
+            detail = {"provider_ref": provider_ref} if provider_ref else {"error": error}
+            self.store.audit.record("provider", f"request.{status}", request_id, detail)
+            if status in (RequestStatus.PLACED, RequestStatus.UNKNOWN):
+                self.schedule_reconcile(request_id, delay=self.reconcile_after)
+            self._changed(record, event)
+        failpoints.reach(f"request.{status}")
+        return record
+
+    def schedule_reconcile(self, request_id: str, *, delay: float, round: int = 1) -> None:
+        """Look the request up at its provider after `delay` seconds, if it is still open."""
+        self.jobs.add(
+            NewJob(
+                RECONCILE,
+                {"request_id": request_id, "round": round},
+                lane=CALLS_LANE,
+                dedupe=f"{RECONCILE}:{request_id}",
+                run_at=time.time() + delay,
+            )
+        )
+
+    def order_for(self, record: RequestRecord, provider: Provider) -> Order:
+        """The provider's order for a stored request."""
+        workflow = (
+            self.store.workflows.get(record.workflow_id) if record.workflow_id else None
+        ) or (
+            Workflow(id=record.workflow_id or "", provider=provider.id, name=record.workflow_name)
+        )
+        recipients = [
+            OrderRecipient(position=c.position, phone=c.phone_number, variables=c.variables)
+            for c in self.requests.calls(record.id)
+        ]
+        return Order(
+            request_id=record.id, workflow=workflow, recipients=recipients, voice=record.voice
+        )
+
+    # ------------------------------------------------------------ results
+
+    def receive_callback(
+        self, provider_id: str, body: bytes
+    ) -> tuple[CallbackOutcome, RequestRecord | None]:
+        """Store a callback with the job that applies it; fast, for the web process.
+        Raises BadCallback when the body cannot be read, UnknownProvider for a
+        provider that is not enabled."""
+        provider = self.providers.get(provider_id)
+        report = provider.read_callback(body)
+        record = self.match(provider_id, report)
+        raw = body.decode("utf-8", "replace")
+        if record is None:
+            self.requests.log_callback(
+                provider=provider_id,
+                body=raw,
+                outcome=CallbackOutcome.UNKNOWN_REQUEST,
+                ref=report.provider_ref,
+                request_id=None,
+                source="callback",
+            )
+            return CallbackOutcome.UNKNOWN_REQUEST, None
+        if record.status == RequestStatus.COMPLETED:
+            self.requests.log_callback(
+                provider=provider_id,
+                body=raw,
+                outcome=CallbackOutcome.DUPLICATE,
+                ref=report.provider_ref,
+                request_id=record.id,
+                source="callback",
+            )
+            return CallbackOutcome.DUPLICATE, record
+        with self.store.write():
+            callback_id = self.requests.log_callback(
+                provider=provider_id,
+                body=raw,
+                outcome=CallbackOutcome.ACCEPTED,
+                ref=report.provider_ref,
+                request_id=record.id,
+                source="callback",
+            )
+            self.jobs.add(NewJob(APPLY_CALLBACK, {"callback_id": callback_id}, lane=CALLS_LANE))
+        return CallbackOutcome.ACCEPTED, record
+
+    async def apply_callback(self, job: Job) -> None:
+        """Apply a stored callback (the `callback.apply` job)."""
+        row = self.requests.callback(job.payload["callback_id"])
+        if row is None or row["outcome"] != CallbackOutcome.ACCEPTED:
+            return
+        provider = self.providers.get(row["provider"])
+        report = provider.read_callback(row["body"].encode())
+        record = self.match(provider.id, report)
+        if record is None:
+            outcome = CallbackOutcome.UNKNOWN_REQUEST
+        else:
+            outcome = self.record_updates(
+                record, report.updates, final=report.final, ref=report.provider_ref
+            )
+        self.requests.set_callback_outcome(row["id"], outcome)
+
+    def match(self, provider_id: str, report: CallbackReport) -> RequestRecord | None:
+        """The request a report is about: by the provider's reference, else by the
+        request id we tagged on every call (a callback can beat the submit's answer).
+        A reference and tags that name different requests match neither."""
+        by_ref = (
+            self.requests.by_ref(provider_id, report.provider_ref) if report.provider_ref else None
+        )
+        tagged = None
+        if len(report.request_ids) == 1:
+            (tag,) = report.request_ids
+            candidate = self.requests.get(tag)
+            if candidate is not None and candidate.provider == provider_id:
+                tagged = candidate
+        if by_ref is not None and tagged is not None and by_ref.id != tagged.id:
+            log.warning(
+                "a %s callback names batch %s (request %s) but its calls are tagged %s: "
+                "applied to neither",
+                provider_id,
+                report.provider_ref,
+                by_ref.id,
+                tagged.id,
+            )
+            return None
+        if by_ref is not None:
+            return by_ref
+        if tagged is not None and tagged.provider_ref in (None, report.provider_ref):
+            return tagged
+        return None
+
+    def record_updates(
+        self,
+        record: RequestRecord,
+        updates: Sequence[CallUpdate],
+        *,
+        final: bool,
+        ref: str | None = None,
+        source: str = "callback",
+    ) -> CallbackOutcome:
+        """Store calls' outcomes; complete the request when every call has one (or the
+        provider says it is over). Once completed, nothing changes it again."""
+        with self.store.write():
+            current = self.requests.get(record.id)
+            if current is None or current.status == RequestStatus.COMPLETED:
+                return CallbackOutcome.DUPLICATE
+            results = _results_by_position(updates, self.requests.calls(record.id))
+            self.requests.record_results(record.id, results)
+            if ref and not current.provider_ref:
+                self.requests.set_ref(record.id, ref)
+            if not (final or self.requests.all_final(record.id)):
+                self.requests.touch(record.id)
+                if results:
+                    self._changed(current, Event.PROGRESS)
+                return CallbackOutcome.PROGRESS
+            completed = self.requests.transition(
+                record.id, OPEN, RequestStatus.COMPLETED, error=None
+            )
+            if completed is None:
+                return CallbackOutcome.DUPLICATE
+            stats = self.requests.stats(record.id)
+            self.store.audit.record(
+                "provider",
+                "request.completed",
+                record.id,
+                {
+                    "source": source,
+                    "answered": stats.answered,
+                    "total": stats.total,
+                    "results": {c.phone_number: c.outcome for c in self.requests.calls(record.id)},
+                },
+            )
+            self._changed(completed, Event.COMPLETED)
+        failpoints.reach("request.completed")
+        return CallbackOutcome.APPLIED
+
+    def found_placed(self, request_id: str, ref: str) -> RequestRecord | None:
+        """Reconciliation found the calls of an "outcome unknown" request at the provider."""
+        with self.store.write():
+            record = self.requests.transition(
+                request_id,
+                [RequestStatus.UNKNOWN],
+                RequestStatus.PLACED,
+                provider_ref=ref,
+                error=None,
+            )
+            if record is not None:
+                self.store.audit.record(
+                    "reconciler", "request.found_placed", request_id, {"ref": ref}
+                )
+                self._changed(record, Event.FOUND)
+        return record
+
+    def not_placed(self, request_id: str) -> RequestRecord | None:
+        """Reconciliation found no trace of an "outcome unknown" request: nobody was called."""
+        with self.store.write():
+            current = self.requests.get(request_id)
+            label = self._label(current) if current else "the provider"
+            record = self.requests.transition(
+                request_id,
+                [RequestStatus.UNKNOWN],
+                RequestStatus.FAILED,
+                error=f"Checked with {label}: it has no calls for this request, so nobody "
+                "was called. It is safe to send it again.",
+            )
+            if record is not None:
+                self.store.audit.record("reconciler", "request.not_placed", request_id, {})
+                self._changed(record, Event.FAILED)
+        return record
+
+    def lookup(self, ref: str) -> RequestRecord | None:
+        """A request by our id or by the provider's reference (batch id)."""
+        ref = ref.strip()
+        return self.requests.get(ref) or self.requests.by_any_ref(ref)
+
+    # ------------------------------------------------------------ helpers
+
+    def _changed(self, record: RequestRecord, event: Event) -> None:
+        for listener in self.listeners:
+            listener.request_changed(record, event)
+
+    def _label(self, record: RequestRecord) -> str:
+        if record.provider in self.providers:
+            return self.providers.get(record.provider).capabilities.label
+        return record.provider
+
+
+def _results_by_position(
+    updates: Sequence[CallUpdate], calls: list[CallRecord]
+) -> dict[int, dict[str, Any]]:
+    """Each reported call matched to our recipient: by the position we tagged, else by number."""
+    unmatched = {c.position: c for c in calls}
+    results: dict[int, dict[str, Any]] = {}
+    for update in updates:
+        position = update.position if update.position in unmatched else None
+        if position is None and update.phone:
+            position = next(
+                (p for p, c in unmatched.items() if c.phone_number == update.phone), None
+            )
+        if position is None:
+            continue
+        unmatched.pop(position)
+        results[position] = {
+            "provider_call_id": update.provider_call_id,
+            "outcome": update.outcome,
+            "provider_status": update.provider_status,
+            "duration": update.duration,
+            "key_pressed": update.key_pressed,
+        }
+    return results
+
+
+def describe_failure(exc: ProviderError, provider: Provider) -> str:
+    """What went wrong, in words a user can act on."""
+    label = provider.capabilities.label
+    if isinstance(exc, OutcomeUnknownError):
+        return (
+            f"{label} may or may not have placed these calls (we got no clear answer). "
+            "They were not resent, so nobody is called twice: check the results or the "
+            "workflow's calls before sending again."
+        )
+    if isinstance(exc, AuthenticationError):
+        return (
+            f"{label} refused our API key, so nobody was called. "
+            f"An admin should check {provider.capabilities.key_setting}."
+        )
+    if isinstance(exc, NotFoundError):
+        return (
+            f"{label} does not know this workflow (it may have been deleted), "
+            "so nobody was called. Pick another workflow."
+        )
+    if isinstance(exc, RateLimitedError):
+        wait = f" in {exc.retry_after:.0f} s" if exc.retry_after else " shortly"
+        return f"{label}'s rate limit is reached, so nobody was called. Try again{wait}."
+    if isinstance(exc, ProviderConnectionError):
+        return f"{label} could not be reached, so nobody was called. Try again in a minute."
+    if isinstance(exc, RefusedError):
+        return f"{label} refused the request, so nobody was called: {exc.message}"
+    return f"{label} failed ({exc.message}); nobody was called."
+
+
+class _AlreadyTaken(Exception):
+    """Another worker moved the request on first: this one must not send it."""

@@ -1,0 +1,72 @@
+"""The Slack adapter, assembled: the bolt app with every feature's listeners (for the web
+process) and every Slack job (for the worker)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from slack_bolt import BoltResponse
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.jobs import Kind
+from bot.slack import commands, delivery
+from bot.slack.calls import handlers as calls
+from bot.slack.calls.notifier import RequestNotifier
+from bot.slack.context import SlackContext
+from bot.slack.home import handlers as home
+from bot.slack.home.jobs import REFRESH, HomeRefresh
+from bot.slack.workflows import handlers as workflows
+from bot.slack.workflows.jobs import WorkflowJobs
+
+log = logging.getLogger(__name__)
+
+CATCH_UP = "slack.catch_up"
+
+
+def build_bolt(ctx: SlackContext, *, signing_secret: str | None) -> AsyncApp:
+    """The bolt app serving `/slack/events`: one `register` per feature."""
+    bolt = AsyncApp(
+        client=ctx.client,
+        signing_secret=signing_secret,
+        request_verification_enabled=signing_secret is not None,
+    )
+
+    @bolt.middleware
+    async def once_per_event(body: dict, next: Callable[[], Awaitable[BoltResponse]]):
+        """Slack resends an event it thinks we missed (X-Slack-Retry-Num); act on it once."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not ctx.slack_store.first_sighting(event_id):
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    @bolt.error
+    async def on_unhandled(error: Exception, body: dict) -> None:
+        # Listeners tell the user themselves (bot/slack/interaction.py); this is for
+        # what fails outside them, in bolt or a middleware.
+        log.error("unhandled error in a Slack request (%s)", body.get("type"), exc_info=error)
+
+    commands.register(bolt, ctx)
+    calls.register(bolt, ctx)
+    workflows.register(bolt, ctx)
+    home.register(bolt, ctx)
+    return bolt
+
+
+def notifier(ctx: SlackContext) -> RequestNotifier:
+    """The core listener that turns request changes into Slack jobs."""
+    return RequestNotifier(ctx)
+
+
+def job_kinds(ctx: SlackContext, outbox_client: AsyncWebClient) -> dict[str, Kind]:
+    """Every Slack job the worker runs. `outbox_client` does not wait out 429s itself:
+    the jobs do, exactly as long as Slack asks."""
+    posting = delivery.Delivery(ctx, outbox_client)
+    kinds = {
+        delivery.POST: Kind(posting.run, delivery.LANE),
+        REFRESH: Kind(HomeRefresh(ctx, outbox_client).run, delivery.LANE, max_attempts=5),
+        CATCH_UP: Kind(RequestNotifier(ctx).catch_up, delivery.LANE, max_attempts=5),
+    }
+    kinds |= WorkflowJobs(ctx, ctx.client).kinds()
+    return kinds

@@ -1,0 +1,211 @@
+"""Slack listeners for placing calls: `/robocall call`, `status`, `help`, `voices`, and the
+*Send robo call* modal.
+
+Validation happens before the ack, where Slack needs the answer in it (modal
+field errors, the command's reply); it is local and fast (the workflow cache,
+never a provider). The request is stored with the job that places it, and
+acknowledged; the worker does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.core.orders import InvalidOrder, Problem
+from bot.core.requests import CallOrder
+from bot.input.recipients import (
+    RecipientLine,
+    RecipientsError,
+    parse_call_command,
+    parse_recipient_lines,
+)
+from bot.slack.calls import views
+from bot.slack.context import SlackContext
+from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
+from bot.slack.interaction import Interaction, UserError, guarded
+from bot.text import clip
+
+FIELD_BLOCKS: dict[str, str] = {"workflow": BlockId.WORKFLOW, "voice": BlockId.VOICE}
+
+
+def register(app: AsyncApp, ctx: SlackContext) -> None:
+    """Attach the Send modal's listeners (the command is routed by `bot/slack/commands.py`)."""
+
+    def on(handler):
+        return guarded(lambda slack: handler(ctx, slack), sandbox=ctx.sandbox)
+
+    app.view(CallbackId.SEND_CALL)(on(handle_send_call_submission))
+    app.action(ActionId.WORKFLOW_SELECT)(on(handle_workflow_select))
+    app.action(ActionId.VOICE_SELECT)(on(_just_ack))
+
+
+async def _just_ack(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+
+
+async def _reply(slack: Interaction, message: views.Message) -> None:
+    await slack.ack(text=message.text, blocks=message.blocks)
+
+
+# ---------------------------------------------------------------- /robocall …
+
+
+async def handle_open_send_modal(ctx: SlackContext, slack: Interaction) -> None:
+    if refusal := ctx.refusal(slack.user, slack.channel):
+        raise UserError(refusal)
+    await slack.ack()
+    context = views.ModalContext(user_id=slack.user, channel_id=slack.channel)
+    modal = views.send_call_modal(
+        ctx.workflows.cached(), context, voices=ctx.voices(), sandbox=ctx.sandbox
+    )
+    await slack.client.views_open(trigger_id=slack.trigger_id, view=modal)
+
+
+async def handle_help_command(ctx: SlackContext, slack: Interaction) -> None:
+    await _reply(slack, views.help_message(ctx.sandbox))
+
+
+async def handle_voices_command(ctx: SlackContext, slack: Interaction) -> None:
+    await _reply(slack, views.voices_message(ctx.voices(), ctx.sandbox))
+
+
+async def handle_status_command(ctx: SlackContext, slack: Interaction, ref: str) -> None:
+    ref = ref.strip()
+    if not ref:
+        raise UserError(
+            "Which request? Use `/robocall status <request id or batch id>`, "
+            "e.g. `/robocall status rq-3f9c2a7b1d04`."
+        )
+    record = ctx.service.lookup(ref)
+    if record is None:
+        raise UserError(
+            f"No request or Intron batch has the id '{clip(ref, 60)}'. Request ids "
+            "look like rq-3f9c2a7b1d04; the channel message shows both ids."
+        )
+    requests = ctx.service.requests
+    message = views.status_message(
+        record,
+        requests.calls(record.id, limit=views.CALLS_PER_MESSAGE),
+        ctx.store.workflows.get(record.workflow_id or ""),
+        requests.stats(record.id),
+        voice=ctx.voice_label(record.provider, record.voice),
+        provider=ctx.provider(record.provider).capabilities.label,
+        sandbox=ctx.sandbox,
+    )
+    await _reply(slack, message)
+
+
+async def handle_call_command(ctx: SlackContext, slack: Interaction, rest: str) -> None:
+    """`/robocall call <workflow> <numbers…> [name=value …] [voice=accent/gender]`."""
+    if refusal := ctx.refusal(slack.user, slack.channel):
+        raise UserError(refusal)
+    parsed = None
+    try:
+        parsed = parse_call_command(rest)
+        order = CallOrder(
+            workflow=parsed.workflow,
+            recipients=[r.to_recipient() for r in parsed.recipients],
+            voice=_voice(parsed.voice),
+            requested_by=slack.user,
+            channel=slack.channel,
+            source="slack:/robocall call",
+            idempotency_key=f"command:{slack.body.get('trigger_id')}",
+        )
+        record, _ = ctx.service.accept(order)
+    except RecipientsError as exc:
+        problems = [str(p) for p in exc.problems]
+    except InvalidOrder as exc:
+        lines = parsed.recipients if parsed else []
+        problems = [_problem_text(p, lines, "recipient") for p in exc.problems]
+    else:
+        await _reply(slack, views.accepted_message(record, ctx.sandbox))
+        return
+    await _reply(
+        slack, views.problems_message("That call could not be placed.", problems, ctx.sandbox)
+    )
+
+
+# ---------------------------------------------------------------- the Send modal
+
+
+async def handle_workflow_select(ctx: SlackContext, slack: Interaction) -> None:
+    """Choosing a workflow shows its message and the variables it needs."""
+    await slack.ack()
+    workflow = ctx.workflows.get(slack.value)
+    modal = views.send_call_modal(
+        ctx.workflows.cached(),
+        slack.metadata(views.ModalContext),
+        voices=ctx.voices(workflow.provider if workflow else None),
+        selected=workflow,
+        sandbox=ctx.sandbox,
+    )
+    await slack.client.views_update(view_id=slack.view["id"], hash=slack.view["hash"], view=modal)
+
+
+async def handle_send_call_submission(ctx: SlackContext, slack: Interaction) -> None:
+    """Validate every field; errors go back on the field, otherwise store and close."""
+    context = slack.metadata(views.ModalContext)
+    state = slack.state
+    channel = state.conversation(BlockId.CHANNEL, ActionId.CHANNEL_SELECT) or context.channel_id
+    if refusal := ctx.refusal(slack.user, channel):
+        raise UserError(refusal, block=BlockId.CHANNEL)
+    errors: dict[str, str] = {}
+    workflow_id = state.selected(BlockId.WORKFLOW, ActionId.WORKFLOW_SELECT)
+    if not workflow_id:
+        errors[BlockId.WORKFLOW] = "Choose a workflow."
+    lines: list[RecipientLine] = []
+    try:
+        lines = parse_recipient_lines(state.text(BlockId.RECIPIENTS, ActionId.RECIPIENTS_INPUT))
+    except RecipientsError as exc:
+        errors[BlockId.RECIPIENTS] = _field_error([str(p) for p in exc.problems])
+    if errors:
+        await slack.ack(response_action="errors", errors=errors)
+        return
+    order = CallOrder(
+        workflow=workflow_id or "",
+        recipients=[line.to_recipient() for line in lines],
+        voice=_voice(state.selected(BlockId.VOICE, ActionId.VOICE_SELECT)),
+        requested_by=slack.user,
+        channel=channel,
+        source="slack:modal",
+        idempotency_key=f"view:{slack.view['id']}",
+    )
+    try:
+        ctx.service.accept(order)
+    except InvalidOrder as exc:
+        await slack.ack(response_action="errors", errors=_modal_errors(exc.problems, lines))
+        return
+    await slack.ack()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _voice(value: str | None) -> str | None:
+    return None if not value or value == DEFAULT_VOICE else value
+
+
+def _problem_text(problem: Problem, lines: Sequence[RecipientLine], label: str) -> str:
+    """A core problem, re-addressed to what the user sees: a line or a recipient position."""
+    if problem.recipient is None:
+        return problem.message
+    line = lines[problem.recipient - 1].line if problem.recipient <= len(lines) else None
+    return f"{label} {line if line is not None else problem.recipient}: {problem.message}"
+
+
+def _modal_errors(problems: Sequence[Problem], lines: Sequence[RecipientLine]) -> dict[str, str]:
+    by_block: dict[str, list[str]] = {}
+    for problem in problems:
+        block = FIELD_BLOCKS.get(problem.field, BlockId.RECIPIENTS)
+        by_block.setdefault(block, []).append(_problem_text(problem, lines, "line"))
+    return {block: _field_error(texts) for block, texts in by_block.items()}
+
+
+def _field_error(problems: Sequence[str]) -> str:
+    """Several problems in one field error, kept short enough for Slack to show."""
+    shown = list(problems[:5])
+    if len(problems) > 5:
+        shown.append(f"…and {len(problems) - 5} more")
+    return clip("\n".join(shown), 1900)

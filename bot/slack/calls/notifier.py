@@ -1,0 +1,64 @@
+"""Decides what Slack must show about a request, and queues it as jobs.
+
+A `Listener` of the core: called inside the transaction that changed the
+request, it only writes jobs (`bot/slack/delivery.py` delivers them), so the
+change and its Slack work are kept, or lost, together. Results are rendered
+here, from the stored calls, and queued once (a flag set in the same
+transaction).
+"""
+
+from __future__ import annotations
+
+from bot.core.events import Event
+from bot.core.models import RequestRecord, RequestStatus
+from bot.slack.calls import views
+from bot.slack.context import SlackContext
+from bot.slack.delivery import post_job
+from bot.slack.home.jobs import refresh_job
+from bot.store.slack import SlackMessage
+
+
+class RequestNotifier:
+    """Queues the parent message, its edits and thread replies, and a Home refresh."""
+
+    def __init__(self, ctx: SlackContext) -> None:
+        self.ctx = ctx
+
+    def request_changed(self, record: RequestRecord, event: Event) -> None:
+        jobs = self.ctx.jobs
+        latest = self.ctx.service.requests.get(record.id) or record
+        if latest.channel:
+            for job in self._channel_jobs(latest, event, latest.channel):
+                jobs.add(job)
+        jobs.add(refresh_job())
+
+    def _channel_jobs(self, record: RequestRecord, event: Event, channel: str) -> list:
+        store = self.ctx.slack_store
+        first = store.add_message(SlackMessage(request_id=record.id, channel=channel))
+        jobs = [post_job(record.id, channel, "parent" if first else "edit")]
+        if event in (Event.FAILED, Event.UNKNOWN):
+            jobs.append(post_job(record.id, channel, "reply", views.failure_reply(record)))
+        if event == Event.FOUND:
+            provider = self.ctx.provider(record.provider).capabilities.label
+            jobs.append(post_job(record.id, channel, "reply", views.found_reply(record, provider)))
+        if record.status == RequestStatus.COMPLETED and store.mark_results_queued(record.id):
+            requests = self.ctx.service.requests
+            workflow = self.ctx.store.workflows.get(record.workflow_id or "")
+            calls = requests.calls(record.id, limit=views.MAX_CALL_LINES)
+            jobs += [
+                post_job(record.id, channel, "reply", part)
+                for part in views.results_messages(
+                    record, calls, workflow, requests.stats(record.id)
+                )
+            ]
+        return jobs
+
+    async def catch_up(self, job: object = None) -> None:
+        """The `slack.catch_up` job: queue what the first release's crash windows kept
+        from being queued (a database upgraded from it runs this once)."""
+        with self.ctx.store.write():
+            for record in self.ctx.slack_store.requests_missing():
+                event = (
+                    Event.COMPLETED if record.status == RequestStatus.COMPLETED else Event.PLACED
+                )
+                self.request_changed(record, event)

@@ -1,0 +1,55 @@
+"""`/robocall` and its subcommands: the first word picks the feature that answers."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack.calls import handlers as calls
+from bot.slack.calls.views import help_message
+from bot.slack.context import SlackContext
+from bot.slack.interaction import Interaction, guarded
+from bot.slack.workflows import handlers as workflows
+from bot.text import clip
+
+
+def register(app: AsyncApp, ctx: SlackContext) -> None:
+    app.command("/robocall")(
+        guarded(lambda slack: handle_robocall_command(ctx, slack), sandbox=ctx.sandbox)
+    )
+
+
+async def handle_robocall_command(ctx: SlackContext, slack: Interaction) -> None:
+    text = _unescape(slack.body.get("text") or "").strip()
+    word, _, rest = text.partition(" ")
+    word = word.lower()
+    if word == "":
+        await calls.handle_open_send_modal(ctx, slack)
+    elif word == "help":
+        await calls.handle_help_command(ctx, slack)
+    elif word == "voices":
+        await calls.handle_voices_command(ctx, slack)
+    elif word == "status":
+        await calls.handle_status_command(ctx, slack, rest)
+    elif word == "call":
+        await calls.handle_call_command(ctx, slack, rest)
+    elif word == "workflows":
+        await workflows.handle_workflows_command(ctx, slack)
+    else:
+        usage = help_message(ctx.sandbox)
+        notice = {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f":warning: `/robocall {clip(word, 60)}` is not a command. "
+                "Here is what is:",
+            },
+        }
+        await slack.ack(
+            text=f"Unknown command '{clip(word, 60)}'. " + usage.text,
+            blocks=[notice, *usage.blocks],
+        )
+
+
+def _unescape(text: str) -> str:
+    """Slack escapes these three in command text; nothing else."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

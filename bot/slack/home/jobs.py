@@ -1,0 +1,79 @@
+"""Publishing the Home tab: for one user when they open it, and for every recent viewer
+when a request changes (the `slack.home` job).
+
+Re-publishing is coalesced: the job waits a second before it runs, and while it
+waits every further change adds nothing (its `dedupe` key), so a burst of
+finished requests (a campaign) causes one round of `views.publish` per recent
+viewer, not one per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.jobs import Job, NewJob
+from bot.slack.context import SlackContext
+from bot.slack.home.views import home_view
+
+log = logging.getLogger(__name__)
+
+REFRESH = "slack.home"
+LATEST = 10  # requests shown
+VIEWER_WINDOW_HOURS = 24  # who counts as a recent viewer
+MAX_VIEWERS = 50
+COALESCE_SECONDS = 1.0
+
+
+def refresh_job() -> NewJob:
+    """Re-publish the Home tab of recent viewers, a second from now, once."""
+    return NewJob(REFRESH, {}, lane="slack", dedupe=REFRESH, run_at=time.time() + COALESCE_SECONDS)
+
+
+def open_job(user_id: str) -> NewJob:
+    """Publish one user's Home tab now (they just opened it)."""
+    return NewJob(REFRESH, {"user_id": user_id}, lane="slack", dedupe=f"{REFRESH}:{user_id}")
+
+
+async def publish_home(
+    ctx: SlackContext, client: AsyncWebClient, user_id: str, *, can_manage: bool
+) -> None:
+    """Render and publish the Home tab for one user, and remember they look at it."""
+    workflows = ctx.workflows.cached()
+    requests = ctx.service.requests.recent(LATEST)
+    view = home_view(
+        [(r, ctx.service.requests.stats(r.id)) for r in requests],
+        workflows,
+        workflow_of={w.id: w for w in workflows},
+        voice_of={r.id: ctx.voice_label(r.provider, r.voice) for r in requests},
+        calls_back_here={w.id: ctx.workflows.calls_back_here(w) for w in workflows},
+        can_manage=can_manage,
+        sandbox=ctx.sandbox,
+    )
+    ctx.slack_store.touch_home_viewer(user_id, can_manage)
+    await client.views_publish(user_id=user_id, view=view)
+
+
+class HomeRefresh:
+    """Runs `slack.home` jobs."""
+
+    def __init__(self, ctx: SlackContext, client: AsyncWebClient) -> None:
+        self.ctx = ctx
+        self.client = client
+
+    async def run(self, job: Job) -> None:
+        if user_id := job.payload.get("user_id"):
+            can_manage = await self.ctx.can_manage(user_id)
+            await publish_home(self.ctx, self.client, user_id, can_manage=can_manage)
+            return
+        viewers = self.ctx.slack_store.home_viewers(VIEWER_WINDOW_HOURS, MAX_VIEWERS)
+        for user_id, can_manage in viewers:
+            try:
+                await publish_home(self.ctx, self.client, user_id, can_manage=can_manage)
+            except SlackApiError as exc:
+                log.warning(
+                    "could not refresh the Home tab of %s: %s", user_id, exc.response.get("error")
+                )

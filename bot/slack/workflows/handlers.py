@@ -1,0 +1,364 @@
+"""Slack listeners for workflow management: the list, New/Edit, Delete, View, Calls.
+
+Every request to a provider here may draw on a small management quota, so each
+is checked before the ack (refused, with the time it becomes possible, rather
+than queued for minutes or sent to draw a 429), and happens afterwards as a job
+(`bot/slack/workflows/jobs.py`): the modal shows "Saving…" and the job updates
+it with the outcome.
+"""
+
+from __future__ import annotations
+
+import re
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.core.workflows import check_draft
+from bot.input import phones
+from bot.providers.base import RateLimitedError, WorkflowDraft
+from bot.slack.blocks import done_modal
+from bot.slack.calls.views import ModalContext, send_call_modal
+from bot.slack.context import SlackContext
+from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
+from bot.slack.interaction import Interaction, UserError, guarded
+from bot.slack.workflows import jobs
+from bot.slack.workflows import views as wv
+from bot.slack.workflows.listing import workflows_message
+
+# Where a complaint about a draft's field is shown in the modal.
+FIELD_BLOCKS = {
+    "name": BlockId.WF_NAME,
+    "description": BlockId.WF_DESCRIPTION,
+    "kind": BlockId.WF_TYPE,
+    "message": BlockId.WF_MESSAGE,
+    "keypad": BlockId.WF_OPTIONS,
+}
+ADMIN_ONLY = (
+    "Only workflow admins may {action} (ADMIN_USER_IDS or ADMIN_USERGROUP_ID); "
+    "ask one of them. Everyone can view and send."
+)
+GONE = "That workflow is no longer in the list; refresh it."
+
+
+def register(app: AsyncApp, ctx: SlackContext) -> None:
+    """Attach the workflow listeners."""
+
+    def on(handler):
+        return guarded(lambda slack: handler(ctx, slack), sandbox=ctx.sandbox)
+
+    app.action(ActionId.WORKFLOW_NEW)(on(handle_workflow_new_action))
+    app.action(ActionId.WORKFLOW_EDIT)(on(handle_workflow_edit_action))
+    app.action(ActionId.WF_MESSAGE_INPUT)(on(handle_message_typed))
+    app.view(CallbackId.WORKFLOW_EDIT)(on(handle_workflow_submission))
+    app.action(ActionId.WORKFLOW_DELETE)(on(handle_workflow_delete_action))
+    app.view(CallbackId.WORKFLOW_DELETE)(on(handle_workflow_delete_submission))
+    app.action(ActionId.WORKFLOW_VIEW)(on(handle_workflow_view_action))
+    app.action(ActionId.WORKFLOW_CALLS)(on(handle_workflow_calls_action))
+    app.view(CallbackId.WORKFLOW_CALLS)(on(handle_calls_submission))
+    app.action(ActionId.CALLS_PAGE)(on(handle_calls_page_action))
+    app.action(ActionId.WORKFLOW_SEND)(on(handle_workflow_send_action))
+    app.action(ActionId.HOME_SEND)(on(handle_workflow_send_action))
+    app.action(ActionId.WORKFLOW_FIX_CALLBACK)(on(handle_fix_callback_action))
+    app.action(ActionId.WORKFLOWS_REFRESH)(on(handle_refresh_action))
+    app.action(ActionId.WORKFLOWS_PAGE)(on(handle_page_action))
+    app.action(ActionId.CALLS_STATUS_SELECT)(on(_just_ack))
+
+
+async def _just_ack(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+
+
+# ---------------------------------------------------------------- the list
+
+
+async def handle_workflows_command(ctx: SlackContext, slack: Interaction) -> None:
+    listing = await workflows_message(ctx, slack.user)
+    await slack.ack(text=listing.text, blocks=listing.blocks)
+
+
+async def handle_page_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    ctx.jobs.add(jobs.show_job(slack.body, page=int(slack.value)))
+
+
+async def _require_admin(ctx: SlackContext, slack: Interaction, action: str) -> None:
+    if not await ctx.can_manage(slack.user):
+        raise UserError(ADMIN_ONLY.format(action=action), block=BlockId.WF_NAME)
+
+
+async def _refuse(ctx: SlackContext, slack: Interaction, text: str) -> None:
+    """A clicked action that cannot be done: say why in a small modal."""
+    await slack.open(done_modal("Not possible", text, ctx.sandbox))
+
+
+# ---------------------------------------------------------------- New / Edit
+
+
+def _modal(ctx: SlackContext, form: wv.WorkflowForm, workflow=None, message=None):
+    provider = ctx.provider(workflow.provider if workflow else form.provider)
+    return wv.workflow_modal(
+        form,
+        workflow,
+        kinds=provider.capabilities.workflow_kinds,
+        limit=provider.capabilities.message_limit,
+        message=message,
+        sandbox=ctx.sandbox,
+    )
+
+
+async def handle_workflow_new_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    if not await ctx.can_manage(slack.user):
+        await _refuse(ctx, slack, ADMIN_ONLY.format(action="create workflows"))
+        return
+    managed = ctx.workflows.managed()
+    if not managed:
+        await _refuse(ctx, slack, "No enabled provider keeps workflows that can be made here.")
+        return
+    form = wv.WorkflowForm(provider=managed[0].id, response_url=slack.body.get("response_url"))
+    await slack.open(_modal(ctx, form))
+
+
+async def handle_workflow_edit_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    if not await ctx.can_manage(slack.user):
+        await _refuse(ctx, slack, ADMIN_ONLY.format(action="edit workflows"))
+        return
+    workflow = ctx.workflows.get(slack.value)
+    if workflow is None:
+        await _refuse(ctx, slack, GONE)
+        return
+    form = wv.WorkflowForm(
+        provider=workflow.provider,
+        workflow_id=workflow.id,
+        response_url=slack.body.get("response_url"),
+    )
+    await slack.open(_modal(ctx, form, workflow))
+
+
+async def handle_message_typed(ctx: SlackContext, slack: Interaction) -> None:
+    """Live character count and variables under the message, as the user types."""
+    await slack.ack()
+    form = slack.metadata(wv.WorkflowForm)
+    typed = slack.state.text(BlockId.WF_MESSAGE, ActionId.WF_MESSAGE_INPUT)
+    workflow = ctx.workflows.get(form.workflow_id) if form.workflow_id else None
+    await slack.update_quietly(slack.view["id"], _modal(ctx, form, workflow, message=typed))
+
+
+async def handle_workflow_submission(ctx: SlackContext, slack: Interaction) -> None:
+    form = slack.metadata(wv.WorkflowForm)
+    await _require_admin(ctx, slack, "save workflows")
+    provider = ctx.provider(form.provider)
+    draft, errors = read_workflow_form(slack, provider.capabilities)
+    if draft is None:
+        await slack.ack(response_action="errors", errors=errors)
+        return
+    try:
+        ctx.workflows.check_quota(provider, "save")
+    except RateLimitedError as exc:
+        raise UserError(
+            f"{exc.message}. What you typed stays here.", block=BlockId.WF_NAME
+        ) from None
+    await slack.ack(
+        response_action="update",
+        view=done_modal("Saving…", f"Saving *{draft.name}*…", ctx.sandbox),
+    )
+    ctx.jobs.add(jobs.save_job(slack.body, form, draft))
+
+
+def read_workflow_form(
+    slack: Interaction, capabilities
+) -> tuple[WorkflowDraft | None, dict[str, str]]:
+    """The modal's fields as a valid draft, or every error at once, keyed by block."""
+    state = slack.state
+    options, option_problems = parse_reply_options(
+        state.text(BlockId.WF_OPTIONS, ActionId.WF_OPTIONS_INPUT)
+    )
+    include_reply = bool(state.checked(BlockId.WF_REPLY, ActionId.WF_REPLY_TOGGLE))
+    draft = WorkflowDraft(
+        name=state.text(BlockId.WF_NAME, ActionId.WF_NAME_INPUT).strip(),
+        description=state.text(BlockId.WF_DESCRIPTION, ActionId.WF_DESCRIPTION_INPUT).strip()
+        or None,
+        kind=state.selected(BlockId.WF_TYPE, ActionId.WF_TYPE_SELECT)
+        or capabilities.workflow_kinds[0],
+        message=state.text(BlockId.WF_MESSAGE, ActionId.WF_MESSAGE_INPUT).strip(),
+        keypad=options if include_reply else {},
+    )
+    problems = check_draft(draft, capabilities)
+    if option_problems:
+        problems["keypad"] = "\n".join(option_problems[:5])
+    elif include_reply and not options:
+        problems["keypad"] = (
+            "A keypad reply is included, so add at least one option, "
+            "e.g. 1=Confirm (or untick the keypad reply)."
+        )
+    if problems:
+        return None, {FIELD_BLOCKS[name]: text for name, text in problems.items()}
+    return draft, {}
+
+
+OPTION_LINE = re.compile(r"^\s*(\S+?)\s*[=:]\s*(.*?)\s*$")
+REPLY_DIGITS = tuple("123456789")
+
+
+def parse_reply_options(text: str) -> tuple[dict[str, str], list[str]]:
+    """`1=Confirm` lines into {"1": "Confirm"}, with a problem per bad line."""
+    options: dict[str, str] = {}
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = OPTION_LINE.match(line)
+        if match is None:
+            problems.append(
+                f"line {number}: '{line.strip()[:40]}' is not digit=meaning; write e.g. 1=Confirm"
+            )
+            continue
+        digit, label = match.groups()
+        if digit not in REPLY_DIGITS:
+            problems.append(
+                f"line {number}: '{digit[:10]}' is not a keypad digit; options use the digits 1-9"
+            )
+        elif not label:
+            problems.append(f"line {number}: say what pressing {digit} means, e.g. {digit}=Yes")
+        elif digit in options:
+            problems.append(f"line {number}: {digit} is already given ({options[digit]})")
+        else:
+            options[digit] = label
+    return dict(sorted(options.items())), problems
+
+
+# ---------------------------------------------------------------- Delete
+
+
+async def handle_workflow_delete_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    if not await ctx.can_manage(slack.user):
+        await _refuse(ctx, slack, ADMIN_ONLY.format(action="delete workflows"))
+        return
+    workflow = ctx.workflows.get(slack.value)
+    if workflow is None:
+        await _refuse(ctx, slack, GONE)
+        return
+    modal = wv.delete_modal(
+        workflow,
+        ctx.workflows.requests_using(workflow.id),
+        ctx.sandbox,
+        response_url=slack.body.get("response_url"),
+    )
+    await slack.open(modal)
+
+
+async def handle_workflow_delete_submission(ctx: SlackContext, slack: Interaction) -> None:
+    ref = slack.metadata(wv.WorkflowRef)
+    if not await ctx.can_manage(slack.user):
+        await slack.ack(
+            response_action="update",
+            view=done_modal(
+                "Not deleted", ADMIN_ONLY.format(action="delete workflows"), ctx.sandbox
+            ),
+        )
+        return
+    workflow = ctx.workflows.get(ref.workflow_id)
+    name = workflow.name if workflow else ref.workflow_id
+    await slack.ack(
+        response_action="update", view=done_modal("Deleting…", f"Deleting *{name}*…", ctx.sandbox)
+    )
+    ctx.jobs.add(jobs.delete_job(slack.body, ref, name))
+
+
+# ---------------------------------------------------------------- View and Calls
+
+
+async def handle_workflow_view_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    workflow = ctx.workflows.get(slack.value)
+    if workflow is None:
+        await _refuse(ctx, slack, GONE)
+        return
+    opened = await slack.open(
+        wv.view_modal(
+            workflow,
+            calls_back_here=ctx.workflows.calls_back_here(workflow),
+            recent=None,
+            ours=ctx.workflows.requests_using(workflow.id),
+            notice="_Loading recent requests…_",
+            sandbox=ctx.sandbox,
+        )
+    )
+    ctx.jobs.add(jobs.view_job(opened["view"]["id"], workflow.id))
+
+
+async def handle_workflow_calls_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    query = wv.CallsQuery(workflow_id=slack.value)
+    pushed = await slack.client.views_push(
+        trigger_id=slack.trigger_id,
+        view=wv.calls_modal(query, None, notice=None, sandbox=ctx.sandbox),
+    )
+    ctx.jobs.add(jobs.calls_job(pushed["view"]["id"], query))
+
+
+async def handle_calls_submission(ctx: SlackContext, slack: Interaction) -> None:
+    """The Filter button: read the filters, show page 1 of what matches."""
+    state = slack.state
+    previous = slack.metadata(wv.CallsQuery)
+    batch = state.text(BlockId.CALLS_BATCH, ActionId.CALLS_BATCH_INPUT).strip()
+    outcome = state.selected(BlockId.CALLS_STATUS, ActionId.CALLS_STATUS_SELECT) or ANY_STATUS
+    phone = state.text(BlockId.CALLS_PHONE, ActionId.CALLS_PHONE_INPUT).strip()
+    if phone:
+        try:
+            phone = phones.to_e164(phone, ctx.settings.default_phone_region)
+        except phones.PhoneNumberError as exc:
+            raise UserError(str(exc), block=BlockId.CALLS_PHONE) from None
+    query = wv.CallsQuery(
+        workflow_id=previous.workflow_id,
+        page=1,
+        batch_id=batch or None,
+        outcome=None if outcome == ANY_STATUS else outcome,
+        phone_number=phone or None,
+    )
+    await slack.ack(
+        response_action="update", view=wv.calls_modal(query, None, notice=None, sandbox=ctx.sandbox)
+    )
+    ctx.jobs.add(jobs.calls_job(slack.view["id"], query))
+
+
+async def handle_calls_page_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    query = slack.metadata(wv.CallsQuery).model_copy(update={"page": int(slack.value)})
+    ctx.jobs.add(jobs.calls_job(slack.view["id"], query))
+
+
+# ---------------------------------------------------------------- Send, Fix, Refresh
+
+
+async def handle_workflow_send_action(ctx: SlackContext, slack: Interaction) -> None:
+    """Open the Send modal, with the workflow chosen when the click came from one."""
+    await slack.ack()
+    if refusal := ctx.refusal(slack.user, slack.channel):
+        await _refuse(ctx, slack, refusal)
+        return
+    selected = ctx.workflows.get(slack.value)
+    context = ModalContext(user_id=slack.user, channel_id=slack.channel)
+    modal = send_call_modal(
+        ctx.workflows.cached(),
+        context,
+        voices=ctx.voices(selected.provider if selected else None),
+        selected=selected,
+        sandbox=ctx.sandbox,
+    )
+    await slack.open(modal)
+
+
+async def handle_fix_callback_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    if not await ctx.can_manage(slack.user):
+        await _refuse(ctx, slack, ADMIN_ONLY.format(action="change workflows"))
+        return
+    ctx.jobs.add(jobs.fix_job(slack.body, slack.value))
+
+
+async def handle_refresh_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    ctx.jobs.add(jobs.refresh_job(slack.body))

@@ -1,0 +1,525 @@
+"""Block Kit for workflow management: the list, the New/Edit, Delete, View and Calls
+modals, and the Home tab. Built with `slack_sdk.models`, so Slack's limits are checked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import BaseModel
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    CheckboxesElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    RadioButtonsElement,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.core.models import RequestRecord
+from bot.input import phones, templates
+from bot.providers.base import CallOutcome, Page, ProviderCall, ProviderRequest, Workflow
+from bot.slack.blocks import Message, md, number, sandbox_blocks
+from bot.slack.calls.views import OUTCOME_WORDS
+from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
+from bot.text import clip, escape_mrkdwn
+
+PER_PAGE = 8  # workflows per page of the list: 3 blocks each keeps well under 50
+CALL_OUTCOMES = (
+    CallOutcome.ANSWERED,
+    CallOutcome.NO_ANSWER,
+    CallOutcome.FAILED,
+    CallOutcome.QUEUED,
+)
+MESSAGE_HINT = (
+    "Write [variable] (or {{{{variable}}}}) where each call fills in a value, e.g. Hello [name], "
+    "see you on [date]. Names use letters, digits and _. At most {limit:,} characters after "
+    "filling in."
+)
+OPTIONS_HINT = "One per line: a keypad digit 1-9, =, what it means. E.g. 1=Confirm"
+
+
+class WorkflowForm(BaseModel):
+    """private_metadata of the New/Edit modal; `response_url` redraws the list it came from."""
+
+    provider: str | None = None  # None: the first provider that keeps workflows
+    workflow_id: str | None = None
+    response_url: str | None = None
+
+
+class WorkflowRef(BaseModel):
+    """private_metadata of the Delete and View modals."""
+
+    workflow_id: str
+    response_url: str | None = None
+
+
+class CallsQuery(BaseModel):
+    """private_metadata of the Calls modal: which calls, which page."""
+
+    workflow_id: str
+    page: int = 1
+    batch_id: str | None = None
+    outcome: str | None = None
+    phone_number: str | None = None
+
+
+def _ago(when: datetime | None) -> str:
+    if when is None:
+        return "never"
+    seconds = max(0, int((datetime.now(when.tzinfo) - when).total_seconds()))
+    return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
+
+
+# ---------------------------------------------------------------- the list
+
+
+def workflow_line(workflow: Workflow, calls_back_here: bool) -> str:
+    """Name, type, reply, variables, and a warning when results go elsewhere."""
+    needs = ", ".join(f"`[{v}]`" for v in workflow.variables) or "no variables"
+    reply = "no reply"
+    if workflow.keypad:
+        options = ", ".join(f"{d} {escape_mrkdwn(t)}" for d, t in workflow.keypad.items())
+        reply = f"keypad reply ({options})"
+    line = f"*{escape_mrkdwn(workflow.name)}* · {workflow.kind} · {reply} · needs {needs}"
+    if not calls_back_here:
+        line += (
+            "\n:warning: Its results go to "
+            f"{'nowhere' if not workflow.callback_url else 'another URL'}, "
+            "not to this app, so they will not show up in Slack."
+        )
+    return line
+
+
+def workflow_blocks(workflow: Workflow, *, calls_back_here: bool, can_manage: bool) -> list[Block]:
+    """One workflow with its buttons: Send, View, and for admins Edit and Delete."""
+    buttons = [
+        ButtonElement(
+            text="Send", action_id=ActionId.WORKFLOW_SEND, value=workflow.id, style="primary"
+        ),
+        ButtonElement(text="View", action_id=ActionId.WORKFLOW_VIEW, value=workflow.id),
+    ]
+    if can_manage:
+        buttons += [
+            ButtonElement(text="Edit", action_id=ActionId.WORKFLOW_EDIT, value=workflow.id),
+            ButtonElement(
+                text="Delete", action_id=ActionId.WORKFLOW_DELETE, value=workflow.id, style="danger"
+            ),
+        ]
+        if not calls_back_here:
+            buttons.append(
+                ButtonElement(
+                    text="Fix callback URL",
+                    action_id=ActionId.WORKFLOW_FIX_CALLBACK,
+                    value=workflow.id,
+                )
+            )
+    return [
+        md(workflow_line(workflow, calls_back_here)),
+        ActionsBlock(block_id=f"wf:{workflow.id}"[:255], elements=buttons),
+    ]
+
+
+def workflows_list(
+    workflows: Sequence[Workflow],
+    *,
+    page: int,
+    calls_back_here: dict[str, bool],
+    can_manage: bool,
+    fetched_at: datetime | None,
+    sandbox: bool,
+    notice: str | None = None,
+) -> Message:
+    """`/robocall workflows`: one page of workflows with their actions."""
+    pages = max(1, -(-len(workflows) // PER_PAGE))
+    page = min(max(page, 1), pages)
+    shown = workflows[(page - 1) * PER_PAGE : page * PER_PAGE]
+    blocks: list[Block] = [*sandbox_blocks(sandbox), HeaderBlock(text="Workflows")]
+    if notice:
+        blocks.append(md(notice))
+    if not workflows:
+        blocks.append(
+            md(
+                "There are no workflows yet. A workflow is the message a call "
+                "speaks, with `[variables]` filled in per recipient."
+            )
+        )
+    for workflow in shown:
+        blocks += workflow_blocks(
+            workflow, calls_back_here=calls_back_here[workflow.id], can_manage=can_manage
+        )
+    controls: list[ButtonElement] = []
+    if can_manage:
+        controls.append(
+            ButtonElement(
+                text="New workflow", action_id=ActionId.WORKFLOW_NEW, value="new", style="primary"
+            )
+        )
+    controls.append(
+        ButtonElement(
+            text="Refresh the list", action_id=ActionId.WORKFLOWS_REFRESH, value=str(page)
+        )
+    )
+    if page > 1:
+        controls.append(
+            ButtonElement(text="Previous", action_id=ActionId.WORKFLOWS_PAGE, value=str(page - 1))
+        )
+    if page < pages:
+        controls.append(
+            ButtonElement(text="Next", action_id=ActionId.WORKFLOWS_PAGE, value=str(page + 1))
+        )
+    blocks.append(DividerBlock())
+    blocks.append(ActionsBlock(block_id="workflows_controls", elements=controls))
+    blocks.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Page {page} of {pages} · {len(workflows)} workflows · "
+                    f"fetched {_ago(fetched_at)}"
+                )
+            ]
+        )
+    )
+    return Message(text=f"Workflows (page {page} of {pages})", blocks=[b.to_dict() for b in blocks])
+
+
+# ---------------------------------------------------------------- New / Edit
+
+
+def message_count(message: str, limit: int) -> str:
+    """The live line under the message: length, variables, first bracket problem."""
+    count = f"{len(message):,} / {limit:,} characters"
+    names = ", ".join(f"[{v}]" for v in templates.variables(message)) or "none"
+    line = f"{count} · variables: {names}"
+    if problem := templates.bracket_problem(message):
+        line += f" · :warning: {problem}"
+    if len(message) > limit:
+        line += " · :warning: too long"
+    return clip(line, 3000)
+
+
+def workflow_modal(
+    form: WorkflowForm,
+    workflow: Workflow | None = None,
+    *,
+    kinds: Sequence[str] = ("robocall",),
+    limit: int,
+    message: str | None = None,
+    sandbox: bool = False,
+) -> View:
+    """The New workflow modal, or Edit filled in from `workflow`."""
+    current = message if message is not None else (workflow.message if workflow else "")
+    types = [Option(value=kind, text=kind.title()) for kind in kinds]
+    chosen_type = workflow.kind if workflow else kinds[0]
+    reply_option = Option(value="reply", text="Include a keypad reply")
+    options_text = "\n".join(f"{d}={t}" for d, t in (workflow.keypad if workflow else {}).items())
+    blocks: list[Block] = [
+        *sandbox_blocks(sandbox),
+        InputBlock(
+            block_id=BlockId.WF_NAME,
+            label="Name",
+            element=PlainTextInputElement(
+                action_id=ActionId.WF_NAME_INPUT,
+                max_length=150,
+                initial_value=workflow.name if workflow else None,
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.WF_DESCRIPTION,
+            label="Description",
+            optional=True,
+            element=PlainTextInputElement(
+                action_id=ActionId.WF_DESCRIPTION_INPUT,
+                multiline=True,
+                max_length=1000,
+                initial_value=(workflow.description or None) if workflow else None,
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.WF_TYPE,
+            label="Type",
+            element=RadioButtonsElement(
+                action_id=ActionId.WF_TYPE_SELECT,
+                options=types,
+                initial_option=next((o for o in types if o.value == chosen_type), types[0]),
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.WF_MESSAGE,
+            label="Message",
+            hint=MESSAGE_HINT.format(limit=limit),
+            dispatch_action=True,
+            element=PlainTextInputElement(
+                action_id=ActionId.WF_MESSAGE_INPUT,
+                multiline=True,
+                max_length=3000,
+                initial_value=current or None,
+                dispatch_action_config={"trigger_actions_on": ["on_character_entered"]},
+            ),
+        ),
+        ContextBlock(
+            block_id=BlockId.WF_COUNT,
+            elements=[MarkdownTextObject(text=message_count(current, limit))],
+        ),
+        InputBlock(
+            block_id=BlockId.WF_REPLY,
+            label="Keypad reply",
+            optional=True,
+            element=CheckboxesElement(
+                action_id=ActionId.WF_REPLY_TOGGLE,
+                options=[reply_option],
+                initial_options=[reply_option] if workflow and workflow.keypad else None,
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.WF_OPTIONS,
+            label="Reply options",
+            optional=True,
+            hint=OPTIONS_HINT,
+            element=PlainTextInputElement(
+                action_id=ActionId.WF_OPTIONS_INPUT,
+                multiline=True,
+                max_length=1000,
+                initial_value=options_text or None,
+                placeholder="1=Confirm\n2=Cancel",
+            ),
+        ),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text="Results are sent back to this app: the callback URL is set for you."
+                )
+            ]
+        ),
+    ]
+    title = "Edit workflow" if form.workflow_id else "New workflow"
+    return View(
+        type="modal",
+        callback_id=CallbackId.WORKFLOW_EDIT,
+        title=title,
+        submit="Save",
+        close="Cancel",
+        blocks=blocks,
+        private_metadata=form.model_dump_json(),
+    )
+
+
+# ---------------------------------------------------------------- Delete
+
+
+def delete_modal(
+    workflow: Workflow,
+    used_by: Sequence[RequestRecord],
+    sandbox: bool,
+    response_url: str | None = None,
+) -> View:
+    if used_by:
+        listed = "\n".join(
+            f"• `{r.id}` · {r.created_at[:16].replace('T', ' ')} · {r.status}" for r in used_by[:10]
+        )
+        more = f"\n…and {len(used_by) - 10} more" if len(used_by) > 10 else ""
+        usage = (
+            f"It was used by {len(used_by)} request{'s' if len(used_by) != 1 else ''} "
+            f"from Slack:\n{listed}{more}\nThey keep their results; new calls can no "
+            "longer use it."
+        )
+    else:
+        usage = "No request from Slack has used it."
+    return View(
+        type="modal",
+        callback_id=CallbackId.WORKFLOW_DELETE,
+        title="Delete workflow",
+        submit="Delete",
+        close="Keep it",
+        blocks=[*sandbox_blocks(sandbox), md(f"Delete *{workflow.name}* from Intron?\n\n{usage}")],
+        private_metadata=WorkflowRef(
+            workflow_id=workflow.id, response_url=response_url
+        ).model_dump_json(),
+    )
+
+
+# ---------------------------------------------------------------- View
+
+
+def view_modal(
+    workflow: Workflow,
+    *,
+    calls_back_here: bool,
+    recent: Page[ProviderRequest] | None,
+    ours: Sequence[RequestRecord],
+    notice: str | None,
+    sandbox: bool,
+) -> View:
+    """A workflow, its recent requests with their stats, and a way to its calls."""
+    replies = ", ".join(f"{d} = {escape_mrkdwn(t)}" for d, t in workflow.keypad.items())
+    lines = [
+        f"*{escape_mrkdwn(workflow.name)}* · {workflow.kind} · id `{workflow.id}`",
+        workflow.description or "",
+        f">{clip(workflow.message, 2500)}",
+        f"Needs: {', '.join(f'`[{v}]`' for v in workflow.variables) or 'no variables'}",
+        f"Keypad reply: {replies}" if workflow.keypad else "No keypad reply",
+        "Results come back to this app."
+        if calls_back_here
+        else ":warning: Results go elsewhere, so they will not show up in Slack.",
+    ]
+    blocks: list[Block] = [*sandbox_blocks(sandbox), md("\n".join(x for x in lines if x))]
+    blocks.append(HeaderBlock(text="Recent requests"))
+    if notice:
+        blocks.append(md(notice))
+    if recent is not None:
+        blocks.append(md(_requests_text(recent.items) or "Intron lists no requests yet."))
+    elif ours:
+        ours_text = "\n".join(
+            f"• `{r.id}` · {r.status} · {r.recipient_count} recipients · "
+            f"{r.created_at[:16].replace('T', ' ')}"
+            for r in ours[:5]
+        )
+        blocks.append(md("From this app's records:\n" + ours_text))
+    blocks.append(
+        ActionsBlock(
+            block_id="view_actions",
+            elements=[
+                ButtonElement(text="Calls", action_id=ActionId.WORKFLOW_CALLS, value=workflow.id),
+                ButtonElement(
+                    text="Send",
+                    action_id=ActionId.WORKFLOW_SEND,
+                    value=workflow.id,
+                    style="primary",
+                ),
+            ],
+        )
+    )
+    return View(
+        type="modal",
+        callback_id=CallbackId.WORKFLOW_VIEW,
+        title="Workflow",
+        close="Close",
+        blocks=blocks,
+        private_metadata=WorkflowRef(workflow_id=workflow.id).model_dump_json(),
+    )
+
+
+def _requests_text(items: Sequence[ProviderRequest]) -> str:
+    lines = []
+    for item in items:
+        summary = (
+            f"{item.answered}/{item.total} answered, success {number(item.success_rate or 0)}%, "
+            f"avg {number(item.avg_duration or 0)} s"
+        )
+        when = item.created_at.strftime("%Y-%m-%d %H:%M") if item.created_at else ""
+        lines.append(f"• batch `{item.ref}` · {item.status or '?'} · {summary} · {when}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- Calls
+
+
+def calls_modal(
+    query: CallsQuery, page: Page[ProviderCall] | None, *, notice: str | None, sandbox: bool
+) -> View:
+    """A workflow's calls, filterable by batch id, status and number, a page at a time."""
+    statuses = [Option(value=ANY_STATUS, text="Any status")] + [
+        Option(value=o.value, text=OUTCOME_WORDS[o].capitalize()) for o in CALL_OUTCOMES
+    ]
+    blocks: list[Block] = [
+        *sandbox_blocks(sandbox),
+        InputBlock(
+            block_id=BlockId.CALLS_BATCH,
+            label="Batch id",
+            optional=True,
+            element=PlainTextInputElement(
+                action_id=ActionId.CALLS_BATCH_INPUT, initial_value=query.batch_id
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.CALLS_STATUS,
+            label="Status",
+            optional=True,
+            element=StaticSelectElement(
+                action_id=ActionId.CALLS_STATUS_SELECT,
+                options=statuses,
+                initial_option=next(
+                    (o for o in statuses if o.value == (query.outcome or ANY_STATUS)), statuses[0]
+                ),
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.CALLS_PHONE,
+            label="Phone number",
+            optional=True,
+            element=PlainTextInputElement(
+                action_id=ActionId.CALLS_PHONE_INPUT,
+                initial_value=query.phone_number,
+                placeholder="+2348076960623",
+            ),
+        ),
+    ]
+    if notice:
+        blocks.append(md(notice))
+    if page is None:
+        if not notice:
+            blocks.append(md("_Loading calls from Intron…_"))
+    else:
+        blocks.append(
+            SectionBlock(
+                block_id=BlockId.CALLS_RESULTS,
+                text=MarkdownTextObject(
+                    text=clip(_calls_text(page.items) or "No calls match.", 3000)
+                ),
+            )
+        )
+        pager = []
+        if query.page > 1:
+            pager.append(
+                ButtonElement(
+                    text="Previous", action_id=ActionId.CALLS_PAGE, value=str(query.page - 1)
+                )
+            )
+        if page.has_next:
+            pager.append(
+                ButtonElement(text="Next", action_id=ActionId.CALLS_PAGE, value=str(query.page + 1))
+            )
+        total = f" of {page.total}" if page.total is not None else ""
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"Page {query.page} · {len(page.items)} calls shown{total}"
+                    )
+                ]
+            )
+        )
+        if pager:
+            blocks.append(ActionsBlock(block_id="calls_pager", elements=pager))
+    return View(
+        type="modal",
+        callback_id=CallbackId.WORKFLOW_CALLS,
+        title="Calls",
+        submit="Filter",
+        close="Back",
+        blocks=blocks,
+        private_metadata=query.model_dump_json(),
+    )
+
+
+def _calls_text(calls: Sequence[ProviderCall]) -> str:
+    lines = []
+    for call in calls:
+        parts = [phones.mask(call.phone), OUTCOME_WORDS[call.outcome]]
+        if call.duration is not None and call.outcome == CallOutcome.ANSWERED:
+            parts.append(f"{number(call.duration)} s")
+        if call.key_pressed:
+            parts.append(f"pressed {escape_mrkdwn(call.key_pressed[:8])}")
+        if call.provider_ref:
+            parts.append(f"batch `{call.provider_ref[:8]}…`")
+        lines.append(" · ".join(parts))
+    return "\n".join(lines)

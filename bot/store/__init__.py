@@ -1,0 +1,36 @@
+"""The SQLite store, one module per concern (`Store` bundles the core's).
+
+`db.py` opens the file and runs `migrations.py`; `requests.py`, `workflows.py`,
+`jobs.py`, `ratelimits.py`, `audit.py` and `meta.py` are the core's tables;
+`slack.py` holds the Slack adapter's, which the core never reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.store.audit import AuditLog
+from bot.store.db import Database
+from bot.store.jobs import JobStore
+from bot.store.meta import MetaStore
+from bot.store.requests import RequestStore
+from bot.store.workflows import WorkflowStore
+
+
+class Store:
+    """The core's tables over one connection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.db = Database(path)
+        self.requests = RequestStore(self.db)
+        self.workflows = WorkflowStore(self.db)
+        self.jobs = JobStore(self.db)
+        self.audit = AuditLog(self.db)
+        self.meta = MetaStore(self.db)
+
+    def write(self):
+        """One transaction around several writes."""
+        return self.db.write()
+
+    def close(self) -> None:
+        self.db.close()

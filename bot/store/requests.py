@@ -1,0 +1,235 @@
+"""Requests, their calls and the callbacks that reported on them.
+
+Phone numbers are kept whole here (and only here). Status changes go through
+`transition`, a compare-and-set, so two workers can never both move a request
+forward. Figures are computed from the calls when asked for, never copied
+from what a provider said.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bot.core.models import CallRecord, RequestRecord, RequestStatus, Stats, now_iso
+from bot.providers.base import CallOutcome
+from bot.store.db import Database
+
+REQUEST_COLUMNS = (
+    "id, created_at, updated_at, status, provider, workflow_id, workflow_name, voice, "
+    "requested_by, channel, source, idempotency_key, recipient_count, provider_ref, error, "
+    "completed_at"
+)
+
+_NOT_FINAL = "('queued', 'in_progress')"
+
+
+class RequestStore:
+    """Requests and calls. Synchronous and fast: single-row statements on indexed keys."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ------------------------------------------------------------ requests
+
+    def add(self, record: RequestRecord, calls: Sequence[CallRecord]) -> tuple[RequestRecord, bool]:
+        """Store a new request with its recipients. When a request with the same
+        idempotency key exists, nothing is written and that one is returned
+        (`created` False): a retried submission must not become a second request."""
+        with self.db.write():
+            if record.idempotency_key and (found := self._by_key(record.idempotency_key)):
+                return found, False
+            self.db.db["requests"].insert(record.model_dump(mode="json"))
+            self.db.db["calls"].insert_all(
+                {**c.model_dump(mode="json"), "variables": json.dumps(c.variables)} for c in calls
+            )
+        return record, True
+
+    def _by_key(self, key: str) -> RequestRecord | None:
+        return self._one(f"SELECT {REQUEST_COLUMNS} FROM requests WHERE idempotency_key = ?", [key])
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        return self._one(f"SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?", [request_id])
+
+    def by_ref(self, provider: str, ref: str) -> RequestRecord | None:
+        """The request a provider knows by `ref` (e.g. Intron's batch id)."""
+        return self._one(
+            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE provider = ? AND provider_ref = ?",
+            [provider, ref],
+        )
+
+    def by_any_ref(self, ref: str) -> RequestRecord | None:
+        """The request some provider knows by `ref`."""
+        return self._one(f"SELECT {REQUEST_COLUMNS} FROM requests WHERE provider_ref = ?", [ref])
+
+    def with_status(self, *statuses: RequestStatus) -> list[RequestRecord]:
+        marks = ",".join("?" for _ in statuses)
+        return self._many(
+            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE status IN ({marks}) ORDER BY created_at",
+            statuses,
+        )
+
+    def recent(self, limit: int = 10) -> list[RequestRecord]:
+        return self._many(
+            f"SELECT {REQUEST_COLUMNS} FROM requests ORDER BY created_at DESC LIMIT ?", [limit]
+        )
+
+    def for_workflow(self, workflow_id: str, limit: int = 20) -> list[RequestRecord]:
+        return self._many(
+            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE workflow_id = ? "
+            "ORDER BY created_at DESC LIMIT ?",
+            [workflow_id, limit],
+        )
+
+    def transition(
+        self,
+        request_id: str,
+        allowed_from: Iterable[RequestStatus],
+        to: RequestStatus,
+        **fields: Any,
+    ) -> RequestRecord | None:
+        """Move a request to `to` only if it is in one of `allowed_from`; return it
+        updated, or None when another worker moved it first."""
+        sources = list(allowed_from)
+        updates = {"status": to, "updated_at": now_iso(), **fields}
+        if to == RequestStatus.COMPLETED:
+            updates.setdefault("completed_at", updates["updated_at"])
+        assignments = ", ".join(f"{name} = ?" for name in updates)
+        marks = ",".join("?" for _ in sources)
+        with self.db.write():
+            cursor = self.db.execute(
+                f"UPDATE requests SET {assignments} WHERE id = ? AND status IN ({marks})",
+                [*updates.values(), request_id, *sources],
+            )
+            return self.get(request_id) if cursor.rowcount == 1 else None
+
+    def set_ref(self, request_id: str, ref: str) -> None:
+        """Learn the provider's reference (from a callback that beat the submit's answer)."""
+        with self.db.write():
+            self.db.execute(
+                "UPDATE requests SET provider_ref = COALESCE(provider_ref, ?), updated_at = ? "
+                "WHERE id = ?",
+                [ref, now_iso(), request_id],
+            )
+
+    def touch(self, request_id: str) -> None:
+        with self.db.write():
+            self.db.execute(
+                "UPDATE requests SET updated_at = ? WHERE id = ?", [now_iso(), request_id]
+            )
+
+    # ------------------------------------------------------------ calls
+
+    def calls(self, request_id: str, limit: int | None = None) -> list[CallRecord]:
+        """A request's recipients and results, in order (the first `limit` when given)."""
+        rows = self.db.query(
+            "SELECT * FROM calls WHERE request_id = ? ORDER BY position LIMIT ?",
+            [request_id, -1 if limit is None else limit],
+        )
+        return [
+            CallRecord.model_validate({**r, "variables": json.loads(r["variables"])}) for r in rows
+        ]
+
+    def record_results(self, request_id: str, results: dict[int, dict[str, Any]]) -> None:
+        """Store calls' results by position. A final outcome is never replaced by a
+        progress report that arrives after it."""
+        with self.db.write():
+            for position, result in results.items():
+                self.db.execute(
+                    "UPDATE calls SET provider_call_id = COALESCE(?, provider_call_id), "
+                    "outcome = ?, provider_status = ?, duration = COALESCE(?, duration), "
+                    "key_pressed = COALESCE(?, key_pressed) "
+                    "WHERE request_id = ? AND position = ? AND NOT (outcome IS NOT NULL "
+                    f"AND outcome NOT IN {_NOT_FINAL} AND ? IN {_NOT_FINAL})",
+                    [
+                        result.get("provider_call_id"),
+                        result["outcome"],
+                        result["provider_status"],
+                        result.get("duration"),
+                        result.get("key_pressed"),
+                        request_id,
+                        position,
+                        result["outcome"],
+                    ],
+                )
+
+    def all_final(self, request_id: str) -> bool:
+        """True when every call of the request has a final outcome."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM calls WHERE request_id = ? AND (outcome IS NULL OR "
+            f"outcome IN {_NOT_FINAL})",
+            [request_id],
+        ).fetchone()
+        return row[0] == 0
+
+    def stats(self, request_id: str) -> Stats:
+        """The request's figures, from its calls as they are now."""
+        outcomes = dict(
+            self.db.execute(
+                "SELECT outcome, COUNT(*) FROM calls WHERE request_id = ? GROUP BY outcome",
+                [request_id],
+            ).fetchall()
+        )
+        keys = dict(
+            self.db.execute(
+                "SELECT key_pressed, COUNT(*) FROM calls WHERE request_id = ? "
+                "AND key_pressed IS NOT NULL AND key_pressed != '' GROUP BY key_pressed",
+                [request_id],
+            ).fetchall()
+        )
+        (avg,) = self.db.execute(
+            "SELECT AVG(duration) FROM calls WHERE request_id = ? AND outcome = ? "
+            "AND duration IS NOT NULL",
+            [request_id, CallOutcome.ANSWERED],
+        ).fetchone()
+        return Stats.from_counts(outcomes, keys, avg)
+
+    # ------------------------------------------------------------ callbacks
+
+    def log_callback(
+        self,
+        *,
+        provider: str,
+        body: str,
+        outcome: str,
+        ref: str | None,
+        request_id: str | None,
+        source: str,
+    ) -> int:
+        """Keep a callback as received (or a reconciliation, as if one had come)."""
+        with self.db.write():
+            return (
+                self.db.db["callbacks"]
+                .insert(
+                    {
+                        "received_at": now_iso(),
+                        "provider": provider,
+                        "provider_ref": ref,
+                        "request_id": request_id,
+                        "outcome": outcome,
+                        "source": source,
+                        "body": body,
+                    }
+                )
+                .last_pk
+            )
+
+    def callback(self, callback_id: int) -> dict[str, Any] | None:
+        return self.db.one("SELECT * FROM callbacks WHERE id = ?", [callback_id])
+
+    def set_callback_outcome(self, callback_id: int, outcome: str) -> None:
+        with self.db.write():
+            self.db.execute("UPDATE callbacks SET outcome = ? WHERE id = ?", [outcome, callback_id])
+
+    def callback_log(self) -> list[dict[str, Any]]:
+        return self.db.query("SELECT * FROM callbacks ORDER BY id")
+
+    # ------------------------------------------------------------ helpers
+
+    def _one(self, sql: str, params: Sequence[Any]) -> RequestRecord | None:
+        row = self.db.one(sql, params)
+        return RequestRecord.model_validate(row) if row else None
+
+    def _many(self, sql: str, params: Sequence[Any]) -> list[RequestRecord]:
+        return [RequestRecord.model_validate(row) for row in self.db.query(sql, params)]

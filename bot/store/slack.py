@@ -1,0 +1,106 @@
+"""The Slack adapter's own tables: where each request is shown, Slack event ids already
+acted on, and who looks at the Home tab. The core never reads these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+
+from bot.core.models import RequestRecord, RequestStatus, now_iso
+from bot.store.db import Database
+from bot.store.requests import REQUEST_COLUMNS
+
+
+class SlackMessage(BaseModel):
+    """Where a request is shown in Slack."""
+
+    request_id: str
+    channel: str
+    ts: str | None = None
+    results_queued: bool = False
+
+
+class SlackStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ------------------------------------------------------------ messages
+
+    def message(self, request_id: str) -> SlackMessage | None:
+        row = self.db.one(
+            "SELECT request_id, channel, ts, results_queued FROM slack_messages "
+            "WHERE request_id = ?",
+            [request_id],
+        )
+        return SlackMessage.model_validate(row) if row else None
+
+    def add_message(self, message: SlackMessage) -> bool:
+        """Start tracking where a request is shown; False if it already was."""
+        with self.db.write():
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO slack_messages (request_id, channel, ts, results_queued) "
+                "VALUES (?, ?, ?, ?)",
+                [message.request_id, message.channel, message.ts, int(message.results_queued)],
+            )
+        return cursor.rowcount == 1
+
+    def set_ts(self, request_id: str, ts: str) -> None:
+        """Record where the parent message landed, touching nothing else of the row."""
+        with self.db.write():
+            self.db.execute(
+                "UPDATE slack_messages SET ts = ? WHERE request_id = ?", [ts, request_id]
+            )
+
+    def mark_results_queued(self, request_id: str) -> bool:
+        """True the first time (the results are queued once, whoever asks)."""
+        with self.db.write():
+            cursor = self.db.execute(
+                "UPDATE slack_messages SET results_queued = 1 WHERE request_id = ? "
+                "AND results_queued = 0",
+                [request_id],
+            )
+        return cursor.rowcount == 1
+
+    def requests_missing(self) -> list[RequestRecord]:
+        """Requests with a channel whose parent was never queued, or whose results were
+        stored but never queued (left so by the first release's crash windows)."""
+        columns = ", ".join(f"r.{c.strip()}" for c in REQUEST_COLUMNS.split(","))
+        rows = self.db.query(
+            f"SELECT {columns} FROM requests r LEFT JOIN slack_messages m "
+            "ON m.request_id = r.id WHERE r.channel IS NOT NULL AND (m.request_id IS NULL OR "
+            "(r.status = ? AND m.results_queued = 0)) ORDER BY r.created_at",
+            [RequestStatus.COMPLETED],
+        )
+        return [RequestRecord.model_validate(row) for row in rows]
+
+    # ------------------------------------------------------------ events
+
+    def first_sighting(self, event_id: str) -> bool:
+        """True the first time an event id is seen, False for every repeat (Slack retries)."""
+        with self.db.write():
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO seen_slack_events (event_id, seen_at) VALUES (?, ?)",
+                [event_id, now_iso()],
+            )
+        return cursor.rowcount == 1
+
+    # ------------------------------------------------------------ Home tab viewers
+
+    def touch_home_viewer(self, user_id: str, can_manage: bool) -> None:
+        with self.db.write():
+            self.db.execute(
+                "INSERT OR REPLACE INTO home_viewers (user_id, opened_at, can_manage) "
+                "VALUES (?, ?, ?)",
+                [user_id, now_iso(), int(can_manage)],
+            )
+
+    def home_viewers(self, within_hours: int, limit: int) -> list[tuple[str, bool]]:
+        """Users who opened the Home tab recently, most recent first."""
+        since = (datetime.now(UTC) - timedelta(hours=within_hours)).isoformat()
+        rows = self.db.execute(
+            "SELECT user_id, can_manage FROM home_viewers WHERE opened_at >= ? "
+            "ORDER BY opened_at DESC LIMIT ?",
+            [since, limit],
+        ).fetchall()
+        return [(user_id, bool(can_manage)) for user_id, can_manage in rows]

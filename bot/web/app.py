@@ -1,0 +1,70 @@
+"""The web process: verifies, stores and answers, and nothing else.
+
+Routes (DESIGN.md): `/slack/events`, `/callbacks/{provider}/{token}` (so
+Intron's is `/callbacks/intron/{token}`), `/healthz`; and in demo mode the
+providers' sandboxes under `/_sandbox/…`. Each request is answered from the
+database: a slash command or a click is acknowledged once what it asked for is
+stored with its job; a callback once it is stored with its job. The worker
+(`python -m bot worker`) does the rest. The only Slack calls made here are the
+ones a click needs at once: opening or updating the modal it asked for
+(Slack's trigger ids expire after 3 seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route
+
+from bot.app import open_runtime
+from bot.providers.registry import sandbox_apps
+from bot.settings import Settings
+from bot.slack.app import build_bolt
+from bot.store import Store
+from bot.web.callbacks import provider_callback
+from bot.web.health import healthz
+from bot.web.slack_events import slack_events
+from bot.web.state import WebState
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The web process as ASGI; `app.state.web` is set while it runs."""
+    store = Store(settings.database_path)  # opened (and upgraded) before serving
+    sandboxes = sandbox_apps(settings, store.meta.token("sandbox_key", None))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            stack.callback(store.close)
+            runtime = await stack.enter_async_context(open_runtime(settings, store))
+            for sandbox in sandboxes.values():
+                stack.push_async_callback(sandbox.state.sandbox.close)
+            signing = settings.slack_signing_secret
+            bolt = build_bolt(
+                runtime.slack, signing_secret=signing.get_secret_value() if signing else None
+            )
+            if settings.slack_app_token is not None:
+                socket_mode = AsyncSocketModeHandler(
+                    bolt, settings.slack_app_token.get_secret_value()
+                )
+                await socket_mode.connect_async()
+                stack.push_async_callback(socket_mode.close_async)
+            app.state.web = WebState(runtime, AsyncSlackRequestHandler(bolt))
+            try:
+                yield
+            finally:
+                app.state.web = None
+
+    routes: list[BaseRoute] = [
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/callbacks/{provider}/{token}", provider_callback, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    routes += [Mount(path, app=sandbox) for path, sandbox in sandboxes.items()]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.web = None
+    return app
