@@ -1,4 +1,5 @@
-# Slim image, non-root user, the app on $PORT, health checked on /healthz.
+# Slim image, non-root user, the web process on $PORT and a worker, health checked on
+# /healthz.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,4 +20,5 @@ VOLUME /data
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=2)"
-CMD ["python", "-m", "bot", "serve"]
+# The web process and a worker; SIGTERM (docker stop) stops both.
+CMD ["python", "-m", "bot", "run"]

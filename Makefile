@@ -12,18 +12,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Four at a time on any machine: most tests wait on sockets and timers, not the CPU.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 4 --dist loadfile
 
+# The web process and a worker, stopped together on Ctrl-C or SIGTERM.
 run: $(STAMP)
-	$(PY) -m bot serve
+	$(PY) -m bot run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot tests
 	$(VENV)/bin/ruff format --check bot tests
 
 sandbox: $(STAMP)
-	$(PY) -m bot sandbox
+	$(PY) -m bot sandbox --provider intron
 
 # Five benchmarks, each beside its baseline; prints one Markdown table (bench/README.md).
 # BENCH_ARGS="--scale 0.05 --only 1,2" for a quick partial run.

@@ -27,9 +27,11 @@ from pathlib import Path
 from bench.common import Report, Row, percentile, ratio, say, scaled, write_text
 from bench.procs import Proc, free_port
 from bench.stack import INTRON_KEY, PATHS, Run, SlackWatcher, number
-from bot.intron import IntronClient
-from bot.intron.validation import Recipient, build_call_request
+from bot.providers.base import Order, OrderRecipient
+from bot.providers.base import Workflow as Ordered
+from bot.providers.intron.client import IntronClient
 from bot.providers.intron.models import Workflow
+from bot.providers.intron.provider import call_request
 
 RECIPIENTS = 5000
 BATCH = 50  # recipients per request
@@ -64,13 +66,17 @@ async def run(folder: Path, scale: float, profile: bool) -> Report:
 async def _direct(run: Run, report: Report, batches: list[list[str]]) -> None:
     sandbox = await run.sandbox()
     workflow = await run.create_workflow(sandbox, None)  # no callbacks needed here
+    ordered = Ordered(id=workflow.id, provider="intron", name=workflow.name)
     requests = [
-        build_call_request(
-            workflow_id=workflow.id,
-            message=workflow.message,
-            recipients=[Recipient(n, {"name": "Ada"}) for n in batch],
-            voice=None,
-            reference=f"rq-bench{index:06d}",
+        call_request(
+            Order(
+                request_id=f"rq-bench{index:06d}",
+                workflow=ordered,
+                recipients=[
+                    OrderRecipient(position, n, {"name": "Ada"})
+                    for position, n in enumerate(batch, start=1)
+                ],
+            )
         )
         for index, batch in enumerate(batches)
     ]

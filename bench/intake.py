@@ -41,8 +41,9 @@ def maker(url: str, bodies: dict[int, bytes]) -> Callable[[int], Prepared]:
 
 
 def applied(request: Prepared, status: int, body: bytes) -> bool:
-    """The app stored the callback (not a duplicate, not an unknown request)."""
-    return status == 200 and b'"applied"' in body
+    """The app stored the callback, with the job that applies it (not a duplicate, not
+    an unknown request)."""
+    return status == 200 and b'"accepted"' in body
 
 
 @dataclass

@@ -75,8 +75,9 @@ class Proc:
         assert self.process is not None
         return self.process.pid
 
-    async def start(self, ready_path: str, *, timeout: float = 30.0) -> Proc:
-        """Start the process and return once `ready_path` answers below 500."""
+    async def start(self, ready_path: str | None, *, timeout: float = 30.0) -> Proc:
+        """Start the process and return once `ready_path` answers below 500 (at once
+        when it serves nothing: `ready_path` None)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
@@ -87,7 +88,8 @@ class Proc:
                 env=clean_env(self.env),
                 cwd=self.cwd,
             )
-        await self._wait_ready(ready_path, timeout)
+        if ready_path is not None:
+            await self._wait_ready(ready_path, timeout)
         return self
 
     async def _wait_ready(self, path: str, timeout: float) -> None:

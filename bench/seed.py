@@ -16,17 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.stack import number
-from bot.intron.validation import RECIPIENT_TAG, REFERENCE_TAG
-from bot.providers.intron.models import CompletionCallback, Workflow
+from bot.core.models import CallRecord, RequestRecord, RequestStatus
+from bot.providers.intron.models import Workflow
+from bot.providers.intron.provider import RECIPIENT_TAG, REFERENCE_TAG, read_callback
 from bot.providers.intron.sandbox.outcomes import outcome_for
 from bot.providers.intron.sandbox.server import INTEGRATOR_ID, Batch, SimCall
-from bot.store import CallRecord, RequestRecord, RequestStatus, SlackMessage, Store
+from bot.store import Store
+from bot.store.slack import SlackMessage, SlackStore
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 USERS = 50  # requesters the seeded requests are spread over
-# The flag saying a request's results are in Slack already (`results_posted`, lately
-# `results_queued`): set whatever it is called, or the app posts them all at start.
-RESULTS_SENT = {name: True for name in SlackMessage.model_fields if name.startswith("results_")}
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class Seeded:
 
     index: int
     id: str
-    batch_id: str
+    provider_ref: str
     channel: str
     ts: str
     requested_by: str
@@ -47,7 +46,7 @@ def seeded(index: int, calls_each: int, channels: int) -> Seeded:
     return Seeded(
         index=index,
         id=f"rq-{index:012x}",
-        batch_id=str(uuid.UUID(int=(0xBE7C << 112) | index)),
+        provider_ref=str(uuid.UUID(int=(0xBE7C << 112) | index)),
         channel=f"C{index % channels:08d}",
         ts=f"1700000000.{index:06d}",
         requested_by=f"U{index % USERS:08d}",
@@ -85,61 +84,61 @@ def _seed_one(
         created_at=at,
         updated_at=at,
         status=RequestStatus.PLACED,
+        provider="intron",
         workflow_id=workflow.id,
         workflow_name=workflow.name,
         requested_by=request.requested_by,
         channel=request.channel,
         source="bench",
         recipient_count=calls_each,
-        batch_id=request.provider_ref,
+        provider_ref=request.provider_ref,
     )
-    params = [
-        {
-            "phone_number": phone,
-            "workflow_variables": {"name": "Ada"},
-            "user_tag_identifiers": {REFERENCE_TAG: request.id, RECIPIENT_TAG: str(position)},
-        }
-        for position, phone in enumerate(request.numbers, start=1)
-    ]
     calls = [
         CallRecord(
             request_id=request.id, position=position, phone_number=phone, variables={"name": "Ada"}
         )
         for position, phone in enumerate(request.numbers, start=1)
     ]
-    store.add_request(record, {"workflow_id": workflow.id, "workflow_params": params}, calls)
-    if completed:
-        _complete(store, record, request, workflow)
-    # Written once, after the results: the store may never overwrite this row.
-    flags = RESULTS_SENT if completed else {}
-    _track_message(
-        store, SlackMessage(request_id=request.id, channel=request.channel, ts=request.ts, **flags)
-    )
+    with store.write():
+        store.requests.add(record, calls)
+        if completed:
+            _complete(store, record, request, workflow)
+        SlackStore(store.db).add_message(
+            SlackMessage(
+                request_id=request.id,
+                channel=request.channel,
+                ts=request.ts,
+                results_queued=completed,
+            )
+        )
     return request
 
 
-def _track_message(store: Store, message: SlackMessage) -> None:
-    """Store where Slack shows the request (`add_slack_message`, formerly
-    `save_slack_message`: the store is changing under us)."""
-    add = getattr(store, "add_slack_message", None) or store.save_slack_message
-    add(message)
-
-
 def _complete(store: Store, record: RequestRecord, request: Seeded, workflow: Workflow) -> None:
-    """Apply the request's callback as the app would."""
+    """Apply the request's callback as the worker would (the provider reads it)."""
     raw = callback_body(request, workflow)
-    callback = CompletionCallback.model_validate_json(raw)
+    report = read_callback(raw)
     results = {
-        int(call.user_tag_identifiers[RECIPIENT_TAG]): {
-            "provider_call_id": call.id,
-            "status": call.status,
-            "duration": call.call_result_duration,
-            "key_pressed": call.call_result_options_selected,
+        u.position: {
+            "provider_call_id": u.provider_call_id,
+            "outcome": u.outcome,
+            "provider_status": u.provider_status,
+            "duration": u.duration,
+            "key_pressed": u.key_pressed,
         }
-        for call in callback.request_calls
+        for u in report.updates
     }
-    store.complete(record, callback, results)
-    store.log_callback(raw.decode(), "applied", request.provider_ref, request.id)
+    store.requests.record_results(record.id, results)
+    store.requests.transition(record.id, [RequestStatus.PLACED], RequestStatus.COMPLETED)
+    store.requests.keep_stats(record.id)
+    store.requests.log_callback(
+        provider="intron",
+        body=raw.decode(),
+        outcome="applied",
+        ref=request.provider_ref,
+        request_id=request.id,
+        source="callback",
+    )
 
 
 def callback_payload(request: Seeded, workflow: Workflow) -> dict[str, Any]:

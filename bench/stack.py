@@ -1,5 +1,6 @@
 """The pieces of one benchmark run, each its own process: the sandbox as Intron, the
-fake Slack Web API, the app (`python -m bot serve`) and the baselines.
+fake Slack Web API, the app (`python -m bot serve` and `python -m bot worker`) and
+the baselines.
 
 A `Run` owns a folder (logs, databases, profiles) and stops every process it
 started when it closes, whatever happened.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +19,7 @@ from typing import Any, Self
 import httpx
 
 from bench.procs import HOST, REPO, Proc, free_port, python
-from bot.intron import IntronClient
+from bot.providers.intron.client import IntronClient
 from bot.providers.intron.endpoints import IntronPaths
 from bot.providers.intron.models import Workflow, WorkflowCreate
 from tests.support.slack_requests import sign, slash_command
@@ -68,7 +70,7 @@ class Run:
     ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)
 
-    async def _start(self, proc: Proc, ready_path: str) -> Proc:
+    async def _start(self, proc: Proc, ready_path: str | None) -> Proc:
         if proc.cwd == REPO:  # no process of ours should read the repository's .env
             proc.cwd = self.folder
         self._stack.push_async_callback(proc.stop)
@@ -112,8 +114,9 @@ class Run:
         database: Path,
         env: dict[str, str] | None = None,
     ) -> Proc:
-        """`python -m bot serve`, configured only through environment variables, in an
-        empty folder (so no `.env` is read)."""
+        """The app: `python -m bot serve` and one `python -m bot worker`, configured only
+        through environment variables, in an empty folder (so no `.env` is read). The web
+        process is returned; its worker is `.worker`."""
         settings = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -125,20 +128,24 @@ class Run:
             "DATABASE_PATH": str(database),
             "HOST": HOST,
             "PORT": str(port),
-        }
+        } | (env or {})
         cwd = self.folder / name
         cwd.mkdir(parents=True, exist_ok=True)
-        proc = Proc(
-            name,
-            python("-m", "bot", "serve"),
-            port,
-            self.folder / f"{name}.log",
-            env=settings | (env or {}),
-            cwd=cwd,
+        web = AppProc(
+            name, python("-m", "bot", "serve"), port, self.folder / f"{name}.log", settings, cwd
         )
-        await self._start(proc, "/healthz")
-        await self._wait_healthy(proc)
-        return proc
+        await self._start(web, "/healthz")
+        await self._wait_healthy(web)
+        worker = Proc(
+            f"{name}-worker",
+            python("-m", "bot", "worker"),
+            0,
+            self.folder / f"{name}-worker.log",
+            settings,
+            cwd,
+        )
+        web.worker = await self._start(worker, None)
+        return web
 
     async def _wait_healthy(self, proc: Proc, timeout: float = 30.0) -> None:
         async with asyncio.timeout(timeout):
@@ -200,6 +207,8 @@ class Run:
         async with asyncio.timeout(timeout):
             while name not in (await self.command(app, "workflows")).text:
                 await asyncio.sleep(0.2)
+        if os.environ.get("BENCH_NO_WORKER") and isinstance(app, AppProc) and app.worker:
+            await app.worker.stop()  # an experiment: the web process alone
 
     async def command(self, app: Proc, text: str, **fields: Any) -> httpx.Response:
         """Send one signed `/robocall <text>` to the app."""
@@ -239,22 +248,47 @@ class Run:
         return answer.json()["arrivals"]
 
     def profiled(self, proc: Proc, label: str) -> _Profiling:
-        """A context in which `proc` is sampled by py-spy when profiling is on."""
-        return _Profiling(proc, self.folder / f"profile-{label}.txt" if self.profile else None)
+        """A context in which `proc` (and an app's worker) is sampled by py-spy when
+        profiling is on."""
+        return _Profiling(proc, self.folder, label if self.profile else None)
+
+
+@dataclass
+class AppProc(Proc):
+    """The app's web process, with the worker that runs its jobs."""
+
+    worker: Proc | None = None
+
+    def memory_mb(self) -> tuple[float, float]:
+        """(current, peak) RSS of both processes together, in MB."""
+        web = super().memory_mb()
+        if self.worker is None:
+            return web
+        worker = self.worker.memory_mb()
+        return web[0] + worker[0], web[1] + worker[1]
 
 
 @dataclass
 class _Profiling:
     proc: Proc
-    out: Path | None
+    folder: Path
+    label: str | None
+
+    def _procs(self) -> list[tuple[Proc, Path]]:
+        procs = [(self.proc, self.folder / f"profile-{self.label}.txt")]
+        if isinstance(self.proc, AppProc) and self.proc.worker is not None:
+            procs.append((self.proc.worker, self.folder / f"profile-{self.label}-worker.txt"))
+        return procs
 
     async def __aenter__(self) -> None:
-        if self.out is not None:
-            await self.proc.start_profile(self.out)
+        if self.label is not None:
+            for proc, out in self._procs():
+                await proc.start_profile(out)
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self.out is not None:
-            await self.proc.stop_profile()
+        if self.label is not None:
+            for proc, _ in self._procs():
+                await proc.stop_profile()
 
 
 class SlackWatcher:

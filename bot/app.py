@@ -8,7 +8,9 @@ package or builds a Slack client.
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -21,14 +23,23 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from starlette.types import ASGIApp
 
 from bot.core.jobs import Job, Jobs, Kind, NewJob, Worker
 from bot.core.providers import Providers
 from bot.core.reconcile import Reconciler
-from bot.core.requests import APPLY_CALLBACK, CALLS_LANE, PLACE, RECONCILE, CallService
+from bot.core.requests import (
+    APPLY_CALLBACK,
+    CALLS_LANE,
+    PLACE,
+    RECONCILE,
+    RESULTS_LANE,
+    CallService,
+)
+from bot.core.wakeup import WakeSender
 from bot.core.workflows import WorkflowService
 from bot.providers.base import ProviderConnectionError, ProviderError, WorkflowDraft
-from bot.providers.registry import open_providers
+from bot.providers.registry import open_providers, sandbox_apps
 from bot.settings import Settings
 from bot.slack import app as slack_app
 from bot.slack.context import SlackContext
@@ -103,7 +114,9 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
         providers = Providers(
             open_providers(
                 settings,
-                slot_logs=lambda name: SqliteSlotLog(store.db, name),
+                slot_logs=lambda name: SqliteSlotLog(
+                    store.db, name, max_in_flight=settings.intron_timeout + 10.0
+                ),
                 callback_token=token,
                 sandbox_key=sandbox_key,
             )
@@ -111,6 +124,9 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
         for provider in providers:
             stack.push_async_callback(provider.aclose)
         jobs = Jobs(store.jobs)
+        waker = WakeSender(store.meta)  # tells the workers at once when a job is added
+        stack.callback(waker.close)
+        jobs.on_add(waker.send)
         workflows = WorkflowService(store, providers)
         service = CallService(
             store,
@@ -139,13 +155,18 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
         )
 
 
+def sandbox_mounts(settings: Settings, store: Store) -> dict[str, ASGIApp]:
+    """The sandboxes the web process serves in demo mode (path → app); none otherwise."""
+    return sandbox_apps(settings, store.meta.token("sandbox_key", None))
+
+
 def job_kinds(runtime: Runtime) -> dict[str, Kind]:
     """Every kind of job, the core's and the Slack adapter's."""
     service = runtime.service
     kinds = {
         PLACE: Kind(service.place, CALLS_LANE),
-        RECONCILE: Kind(Reconciler(service).run, CALLS_LANE),
-        APPLY_CALLBACK: Kind(service.apply_callback, CALLS_LANE, max_attempts=10),
+        RECONCILE: Kind(Reconciler(service).run, RESULTS_LANE),
+        APPLY_CALLBACK: Kind(service.apply_callback, RESULTS_LANE, max_attempts=10),
         REFRESH_WORKFLOWS: Kind(WorkflowRefresher(runtime).run, "default"),
     }
     return kinds | slack_app.job_kinds(runtime.slack, runtime.outbox_client)
@@ -158,15 +179,21 @@ def make_worker(runtime: Runtime) -> Worker:
         runtime.jobs,
         job_kinds(runtime),
         runtime.settings.lanes(),
+        runtime.store.meta,
         lease=runtime.settings.job_lease,
     )
 
 
 async def run_worker(settings: Settings) -> None:
-    """`python -m bot worker`: run jobs until cancelled."""
+    """`python -m bot worker`: run jobs until cancelled, at a lower CPU priority than the
+    web process, so that a busy worker never slows an acknowledgement."""
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     async with open_runtime(settings) as runtime:
         log.info("worker started (lanes %s)", runtime.settings.lanes())
-        await make_worker(runtime).run()
+        worker = make_worker(runtime)
+        gc.freeze()  # what start-up made stays: out of the collector's full passes
+        await worker.run()
 
 
 def refresh_workflows_job(delay: float = 0.0) -> NewJob:

@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     sandbox_callback_delay: float = 2.0  # seconds before the sandbox reports results
     reconcile_after: float = 600.0  # seconds a request may wait for results before we look
     job_lease: float = 30.0  # seconds a worker holds a job before another may take it over
-    worker_lanes: str = "calls=8,slack=16,default=4"  # jobs run at once, per lane
+    worker_lanes: str = "calls=8,results=8,slack=16,default=4"  # jobs run at once, per lane
+    worker_nice: int = 10  # the worker yields the CPU to the web process, which answers Slack
 
     @field_validator("allowed_user_ids", "allowed_channel_ids", "admin_user_ids", mode="before")
     @classmethod

@@ -152,7 +152,7 @@ class AppProcesses:
             store.close()
 
     async def wait_for(
-        self, check: Callable[[list[RequestRecord]], bool], timeout: float = 20
+        self, check: Callable[[list[RequestRecord]], bool], timeout: float = 40
     ) -> list[RequestRecord]:
         async with asyncio.timeout(timeout):
             while not check(records := self.requests()):
@@ -215,7 +215,7 @@ async def test_killed_after_the_ack_before_sending(app: AppProcesses) -> None:
     )
     await app.start()
     records = await app.wait_for(all_final)
-    await app.fake.wait_for(lambda f: len(results(f)) == 4)
+    await app.fake.wait_for(lambda f: len(results(f)) == 4, timeout=30)
     assert_called_once_and_reported(app, records)
     assert len(records) == 4
 
@@ -235,7 +235,7 @@ async def test_killed_while_intron_is_being_called(app: AppProcesses) -> None:
     )
     thread = await app.fake.wait_for(
         lambda f: [m for m in f.messages("C1") if "safe to send it again" in m.all_text()],
-        timeout=10,
+        timeout=30,
     )
     assert thread
     text = " ".join(m.all_text() for m in app.fake.messages("C1"))
@@ -256,7 +256,7 @@ async def test_killed_while_intron_answers_late(app: AppProcesses) -> None:
     await app.kill_workers()
     await app.start()
     records = await app.wait_for(all_final, timeout=30)
-    await app.fake.wait_for(results, timeout=10)
+    await app.fake.wait_for(results, timeout=30)
     assert_called_once_and_reported(app, records)
     thread_text = " ".join(m.all_text() for m in app.fake.messages("C1"))
     assert "may or may not have been placed" in thread_text
@@ -281,7 +281,7 @@ async def test_killed_after_intron_answered_before_slack_was_told(app: AppProces
     app.fake.reset()
     await app.start()
     records = await app.wait_for(all_final, timeout=30)
-    await app.fake.wait_for(results, timeout=10)
+    await app.fake.wait_for(results, timeout=30)
     assert_called_once_and_reported(app, records)
     store = Store(app.db)
     assert store.requests.callback_log() == []  # no callback reached the app
@@ -306,7 +306,7 @@ async def test_killed_while_a_callback_is_being_reported(app: AppProcesses) -> N
     store.close()
     app.fake.reset()
     await app.start()
-    posted = await app.fake.wait_for(results, timeout=15)
+    posted = await app.fake.wait_for(results, timeout=30)
     assert len(posted) == 1 and posted[0].params["thread_ts"] == parent_ts
     assert not [m for m in app.fake.messages("C1") if not m.params.get("thread_ts")]
     assert app.box.state.numbers_called() == {number(3): 1}
@@ -320,13 +320,13 @@ async def test_killed_between_a_failure_and_its_slack_update(app: AppProcesses) 
     await app.start(failpoints="request.failed")
     await app.command(f"call Alert {number(5)} name=Ada")
     await app.wait_for(lambda rs: rs and rs[0].status == RequestStatus.FAILED)
-    await asyncio.wait_for(app.workers[0].wait(), timeout=10)  # it killed itself there
+    await asyncio.wait_for(app.workers[0].wait(), timeout=30)  # it killed itself there
     assert app.workers[0].returncode == -signal.SIGKILL
     await app.kill_workers()
     await app.start()
     reply = await app.fake.wait_for(
         lambda f: [m for m in f.messages("C1") if "refused our API key" in m.all_text()],
-        timeout=15,
+        timeout=30,
     )
     assert reply[0].params.get("thread_ts")
     parent = [m for m in app.fake.messages("C1") if not m.params.get("thread_ts")]
@@ -344,10 +344,10 @@ async def test_killed_the_instant_results_are_stored(app: AppProcesses) -> None:
     await app.start(failpoints="request.completed")
     await app.command(f"call Alert {number(4)} name=Ada")
     await app.wait_for(lambda rs: rs and rs[0].status == RequestStatus.COMPLETED)
-    await asyncio.wait_for(app.workers[0].wait(), timeout=10)
+    await asyncio.wait_for(app.workers[0].wait(), timeout=30)
     await app.kill_workers()
     await app.start()
-    posted = await app.fake.wait_for(results, timeout=15)
+    posted = await app.fake.wait_for(results, timeout=30)
     await asyncio.sleep(0.5)
     assert len(results(app.fake)) == 1 and posted[0].params["thread_ts"]
     assert app.box.state.numbers_called() == {number(4): 1}

@@ -292,19 +292,22 @@ async def test_429_longer_than_we_will_wait_is_reported_with_the_time(
 
 
 @pytest.mark.slow
-async def test_a_burst_of_50_calls_waits_its_turn_without_a_429(
+async def test_a_burst_of_20_calls_waits_its_turn_without_a_429(
     sandbox: Sandbox, client: IntronClient
 ) -> None:
+    """Against a real server, over a real socket, in real time: the sandbox sees the
+    arrivals and would answer 429 to the 6th in any second. (The limiter's rule itself is
+    tested with a fake clock and 50 requests in tests/test_ratelimit.py.)"""
     workflow = await client.create_workflow(REMINDER)
-    requests = [call_request(workflow.id, "3", reference=f"r{i}") for i in range(50)]
+    requests = [call_request(workflow.id, "3", reference=f"r{i}") for i in range(20)]
     start = time.monotonic()
     batch_ids = await asyncio.gather(*(client.place_calls(r) for r in requests))
     elapsed = time.monotonic() - start
-    assert len(set(batch_ids)) == 50
+    assert len(set(batch_ids)) == 20
     assert sandbox.state.rate_limited == {}
-    # 5 per rolling second: the 50th request cannot go before 9 s after the first.
-    assert elapsed >= 9.0
-    assert elapsed < 12.0
+    # 5 per rolling second: the 20th request cannot go before 3 s after the first.
+    assert elapsed >= 3.0
+    assert elapsed < 6.0
 
 
 async def test_management_limits_make_a_burst_wait_not_fail() -> None:

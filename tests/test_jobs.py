@@ -13,6 +13,7 @@ from bot.core.jobs import Job, Jobs, Kind, NewJob, RetryLater, Worker
 from bot.core.retry import RetryPolicy
 from bot.store.db import Database
 from bot.store.jobs import JobStore
+from bot.store.meta import MetaStore
 
 FAST = RetryPolicy(attempts=None, wait_initial=0.01, wait_max=0.05, wait_jitter=0.0)
 
@@ -108,7 +109,9 @@ async def test_the_worker_retries_with_backoff_and_honours_retry_later(tmp_path:
         "patient": Kind(patient),
         "hopeless": Kind(hopeless, max_attempts=2),
     }
-    worker = Worker(jobs, kinds, {"default": 4}, lease=5, poll=0.01, policy=FAST)
+    worker = Worker(
+        jobs, kinds, {"default": 4}, MetaStore(store.db), lease=5, poll=0.01, policy=FAST
+    )
     started = time.monotonic()
     for kind in kinds:
         jobs.add(NewJob(kind, {}))
@@ -147,3 +150,38 @@ def test_two_workers_never_claim_the_same_job(tmp_path: Path) -> None:
     both = claimed["a"] + claimed["b"]
     assert len(both) == len(set(both)) == 300
     assert claimed["a"] and claimed["b"]  # both took part
+
+
+async def test_a_job_added_by_another_process_wakes_the_worker_at_once(tmp_path: Path) -> None:
+    """The web process adds a job and tells the worker (a UDP hint): picked up long before
+    the worker's next look at the table (here 30 s away)."""
+    from bot.core.wakeup import WakeSender
+
+    worker_side = job_store(tmp_path)
+    ran = asyncio.Event()
+
+    async def handle(job: Job) -> None:
+        ran.set()
+
+    worker = Worker(
+        Jobs(worker_side),
+        {"k": Kind(handle)},
+        {"default": 1},
+        MetaStore(worker_side.db),
+        poll=30.0,
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.2)  # listening, and asleep for the next 30 s
+        web_side = Jobs(job_store(tmp_path))  # another connection, as another process
+        sender = WakeSender(MetaStore(web_side.store.db))
+        web_side.on_add(sender.send)
+        started = time.monotonic()
+        web_side.add(NewJob("k", {}))
+        await asyncio.wait_for(ran.wait(), timeout=2)
+        assert time.monotonic() - started < 0.5
+        sender.close()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert MetaStore(worker_side.db).keys("worker_wake:") == []  # unlisted when it stopped

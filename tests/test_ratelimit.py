@@ -173,8 +173,30 @@ def test_a_slot_left_in_flight_by_a_dead_process_runs_out(tmp_path) -> None:
     windows = [Window(1, 60.0)]
     _, slot = log.take(windows, 1000.0, 0.0)  # never released: its process was killed
     assert slot is not None
-    assert log.wait(windows, 1010.0, 0.0) == float("inf")  # it may still be in flight
+    assert log.wait(windows, 1010.0, 0.0) == float("inf")  # its process lives: in flight
     # After max_in_flight it counts as answered then (at 1020): free at 1080.
     assert log.wait(windows, 1030.0, 0.0) == pytest.approx(50.0)
     log.pause(2000.0)  # a Retry-After is kept too
     assert log.wait(windows, 1090.0, 0.0) == pytest.approx(910.0)
+
+
+def test_a_slot_of_a_killed_process_counts_from_when_that_is_noticed(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from bot.store.db import Database
+    from bot.store.ratelimits import SqliteSlotLog
+
+    db = Database(tmp_path / "robocall.db")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that took a slot, then was killed mid-request
+    db.execute(
+        "INSERT INTO rate_slots (limiter, started, owner) VALUES ('x', 1000.0, ?)",
+        [str(gone.pid)],
+    )
+    db.conn.commit()
+    log = SqliteSlotLog(db, "x", max_in_flight=600.0)
+    windows = [Window(1, 5.0)]
+    # Not stuck until max_in_flight: counted as answered at 1002, free at 1007.
+    assert log.wait(windows, 1002.0, 0.0) == pytest.approx(5.0)
+    assert log.wait(windows, 1004.0, 0.0) == pytest.approx(3.0)  # and it stays so

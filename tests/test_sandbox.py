@@ -107,6 +107,9 @@ async def test_callbacks_are_retried_until_answered_200(
     batch_id = await client.place_calls(order(workflow.id, NUMBER.format(3)))
     (callback,) = await receiver.wait_for(1)
     assert callback["request_id"] == batch_id
+    async with asyncio.timeout(5):  # the sandbox notes the 200 just after sending it
+        while len(sandbox.state.callbacks[0]["attempts"]) < 3:
+            await asyncio.sleep(0.01)
     assert sandbox.state.callbacks == [
         {"url": receiver.url, "request_id": batch_id, "attempts": [503, 503, 200]}
     ]

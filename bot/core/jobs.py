@@ -29,9 +29,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from bot.core.retry import JOB_RETRIES, RetryPolicy
+from bot.core.wakeup import PREFIX as WAKE_PREFIX
+from bot.core.wakeup import WakeListener
 
 if TYPE_CHECKING:
     from bot.store.jobs import JobStore
+    from bot.store.meta import MetaStore
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +82,21 @@ class Jobs:
         self._listeners: list[Callable[[], None]] = []
 
     def add(self, job: NewJob) -> int | None:
-        """Add a job (in the caller's transaction, if one is open)."""
+        """Add a job (in the caller's transaction, if one is open); workers are woken
+        once it is committed."""
         added = self.store.add(job)
-        for wake in self._listeners:
-            wake()
+        if added is not None:
+            self.store.db.after_commit(self._added)
         return added
 
     def on_add(self, wake: Callable[[], None]) -> None:
-        """Call `wake` whenever a job is added in this process (a worker waiting)."""
+        """Call `wake` whenever jobs added here are committed (a worker waiting in this
+        process; a `WakeSender` for the others)."""
         self._listeners.append(wake)
+
+    def _added(self) -> None:
+        for wake in self._listeners:
+            wake()
 
 
 Handler = Callable[[Job], Awaitable[None]]
@@ -119,17 +128,21 @@ class Worker:
         jobs: Jobs,
         kinds: Mapping[str, Kind],
         lanes: Mapping[str, int],
+        meta: MetaStore,
         *,
         lease: float = 30.0,
-        poll: float = 0.05,
+        poll: float = 0.5,  # a backstop: jobs added anywhere wake the worker at once
+        gather: float = 0.02,  # after a wake, how long to let more jobs arrive
         policy: RetryPolicy = JOB_RETRIES,
     ) -> None:
         self.jobs = jobs
         self.store = jobs.store
+        self.meta = meta
         self.kinds = dict(kinds)
         self.lanes = dict(lanes)
         self.lease = lease
         self.poll = poll
+        self.gather = gather
         self.policy = policy
         self.id = worker_id()
         self._running: dict[str, set[asyncio.Task]] = {lane: set() for lane in self.lanes}
@@ -138,6 +151,15 @@ class Worker:
 
     async def run(self) -> None:
         """Run jobs until cancelled; then put back what was running, for the next worker."""
+        meta = self.meta
+        listener = WakeListener(meta, self.id, self._wake.set)
+        listener.start(stale=[w for w in _listed_workers(meta) if _dead_here(w)])
+        try:
+            await self._run_until_cancelled()
+        finally:
+            listener.stop()
+
+    async def _run_until_cancelled(self) -> None:
         self._take_over_the_dead()
         if retried := self.store.retry_failed_now():
             log.info("retrying %d job(s) that failed before this worker started", retried)
@@ -178,13 +200,20 @@ class Worker:
         return done
 
     async def _sleep(self) -> None:
-        due = self.store.next_due(list(self.lanes))
+        """Until a job of a lane with room may be due, or a job ends or is added (a hint
+        from any process); at most `poll`, a backstop for a lost hint."""
+        free = [lane for lane, limit in self.lanes.items() if len(self._running[lane]) < limit]
+        due = self.store.next_due(free) if free else None
         wait = self.poll if due is None else min(self.poll, max(0.0, due - time.time()))
         self._wake.clear()
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
                 await self._wake.wait()
+                # A burst (a campaign's callbacks, a channel's commands) is claimed in a
+                # few batches, not job by job: fewer write transactions competing with the
+                # web process for the database while it answers the burst.
+                await asyncio.sleep(self.gather)
 
     async def _run(self, job: Job) -> None:
         kind = self.kinds.get(job.kind)
@@ -240,6 +269,10 @@ class Worker:
         dead = [w for w in self.store.lease_holders() if w != self.id and _dead_here(w)]
         if dead and (count := self.store.take_over(dead)):
             log.info("took over %d job(s) of %s, which is no longer running", count, dead)
+
+
+def _listed_workers(meta: MetaStore) -> list[str]:
+    return [key.removeprefix(WAKE_PREFIX) for key in meta.keys(WAKE_PREFIX)]
 
 
 def _dead_here(worker: str) -> bool:

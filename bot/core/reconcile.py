@@ -18,7 +18,7 @@ import time
 from bot.core.jobs import Job, NewJob, RetryLater
 from bot.core.models import RequestStatus
 from bot.core.providers import UnknownProvider
-from bot.core.requests import CALLS_LANE, RECONCILE, CallbackOutcome, CallService
+from bot.core.requests import RECONCILE, RESULTS_LANE, CallbackOutcome, CallService
 from bot.providers.base import ProviderError, RateLimitedError
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Reconciler:
             NewJob(
                 RECONCILE,
                 payload,
-                lane=CALLS_LANE,
+                lane=RESULTS_LANE,
                 dedupe=f"{RECONCILE}:{request_id}",
                 run_at=time.time() + delay,
             )

@@ -36,6 +36,7 @@ from bot.input.voices import UnknownVoiceError, parse_voice
 from bot.providers.base import (
     AuthenticationError,
     CallbackReport,
+    CallOutcome,
     CallUpdate,
     NotFoundError,
     Order,
@@ -55,7 +56,8 @@ log = logging.getLogger(__name__)
 PLACE = "request.place"
 RECONCILE = "request.reconcile"
 APPLY_CALLBACK = "callback.apply"
-CALLS_LANE = "calls"
+CALLS_LANE = "calls"  # submits, which may wait for a provider's rate limit
+RESULTS_LANE = "results"  # callbacks and lookups, which must not wait behind them
 
 OPEN = (RequestStatus.ACCEPTED, RequestStatus.SENDING, RequestStatus.PLACED, RequestStatus.UNKNOWN)
 
@@ -293,7 +295,7 @@ class CallService:
             NewJob(
                 RECONCILE,
                 {"request_id": request_id, "round": round},
-                lane=CALLS_LANE,
+                lane=RESULTS_LANE,
                 dedupe=f"{RECONCILE}:{request_id}",
                 run_at=time.time() + delay,
             )
@@ -355,7 +357,7 @@ class CallService:
                 request_id=record.id,
                 source="callback",
             )
-            self.jobs.add(NewJob(APPLY_CALLBACK, {"callback_id": callback_id}, lane=CALLS_LANE))
+            self.jobs.add(NewJob(APPLY_CALLBACK, {"callback_id": callback_id}, lane=RESULTS_LANE))
         return CallbackOutcome.ACCEPTED, record
 
     async def apply_callback(self, job: Job) -> None:
@@ -367,12 +369,15 @@ class CallService:
         report = provider.read_callback(row["body"].encode())
         record = self.match(provider.id, report)
         if record is None:
-            outcome = CallbackOutcome.UNKNOWN_REQUEST
-        else:
-            outcome = self.record_updates(
-                record, report.updates, final=report.final, ref=report.provider_ref
-            )
-        self.requests.set_callback_outcome(row["id"], outcome)
+            self.requests.set_callback_outcome(row["id"], CallbackOutcome.UNKNOWN_REQUEST)
+            return
+        self.record_updates(
+            record,
+            report.updates,
+            final=report.final,
+            ref=report.provider_ref,
+            callback_id=row["id"],
+        )
 
     def match(self, provider_id: str, report: CallbackReport) -> RequestRecord | None:
         """The request a report is about: by the provider's reference, else by the
@@ -381,6 +386,8 @@ class CallService:
         by_ref = (
             self.requests.by_ref(provider_id, report.provider_ref) if report.provider_ref else None
         )
+        if by_ref is not None and report.request_ids <= {by_ref.id}:
+            return by_ref  # the usual case: the reference, and tags that agree (or none)
         tagged = None
         if len(report.request_ids) == 1:
             (tag,) = report.request_ids
@@ -411,41 +418,58 @@ class CallService:
         final: bool,
         ref: str | None = None,
         source: str = "callback",
+        callback_id: int | None = None,
     ) -> CallbackOutcome:
         """Store calls' outcomes; complete the request when every call has one (or the
-        provider says it is over). Once completed, nothing changes it again."""
+        provider says it is over). Once completed, nothing changes it again. The stored
+        callback these came from (`callback_id`) gets its outcome in the same transaction."""
+        calls = self.requests.calls(record.id)  # read before taking the write lock
+        results = _results_by_position(updates, calls)
         with self.store.write():
-            current = self.requests.get(record.id)
-            if current is None or current.status == RequestStatus.COMPLETED:
-                return CallbackOutcome.DUPLICATE
-            results = _results_by_position(updates, self.requests.calls(record.id))
-            self.requests.record_results(record.id, results)
-            if ref and not current.provider_ref:
-                self.requests.set_ref(record.id, ref)
-            if not (final or self.requests.all_final(record.id)):
-                self.requests.touch(record.id)
-                if results:
-                    self._changed(current, Event.PROGRESS)
-                return CallbackOutcome.PROGRESS
-            completed = self.requests.transition(
-                record.id, OPEN, RequestStatus.COMPLETED, error=None
-            )
-            if completed is None:
-                return CallbackOutcome.DUPLICATE
-            stats = self.requests.stats(record.id)
-            self.store.audit.record(
-                "provider",
-                "request.completed",
-                record.id,
-                {
-                    "source": source,
-                    "answered": stats.answered,
-                    "total": stats.total,
-                    "results": {c.phone_number: c.outcome for c in self.requests.calls(record.id)},
-                },
-            )
-            self._changed(completed, Event.COMPLETED)
-        failpoints.reach("request.completed")
+            outcome = self._record(record, calls, results, final=final, ref=ref, source=source)
+            if callback_id is not None:
+                self.requests.set_callback_outcome(callback_id, outcome)
+        if outcome == CallbackOutcome.APPLIED:
+            failpoints.reach("request.completed")
+        return outcome
+
+    def _record(
+        self,
+        record: RequestRecord,
+        calls: list[CallRecord],
+        results: dict[int, dict[str, Any]],
+        *,
+        final: bool,
+        ref: str | None,
+        source: str,
+    ) -> CallbackOutcome:
+        """`record_updates` inside its transaction."""
+        current = self.requests.get(record.id)
+        if current is None or current.status == RequestStatus.COMPLETED:
+            return CallbackOutcome.DUPLICATE
+        self.requests.record_results(record.id, results)
+        if ref and not current.provider_ref:
+            self.requests.set_ref(record.id, ref)
+        if not (final or self.requests.all_final(record.id)):
+            self.requests.touch(record.id)
+            if results:
+                self._changed(current, Event.PROGRESS)
+            return CallbackOutcome.PROGRESS
+        completed = self.requests.transition(record.id, OPEN, RequestStatus.COMPLETED, error=None)
+        if completed is None:
+            return CallbackOutcome.DUPLICATE
+        self.requests.keep_stats(record.id)  # final now: shown many times, counted once
+        outcomes = {
+            c.phone_number: results.get(c.position, {}).get("outcome", c.outcome) for c in calls
+        }
+        answered = sum(o == CallOutcome.ANSWERED for o in outcomes.values())
+        self.store.audit.record(
+            "provider",
+            "request.completed",
+            record.id,
+            {"source": source, "answered": answered, "total": len(calls), "results": outcomes},
+        )
+        self._changed(completed, Event.COMPLETED)
         return CallbackOutcome.APPLIED
 
     def found_placed(self, request_id: str, ref: str) -> RequestRecord | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -154,14 +155,19 @@ class CallUpdate:
 
 @dataclass(frozen=True)
 class CallbackReport:
-    """A provider's callback, read: which submission, which request, what happened."""
+    """A provider's callback, read: which submission, which request, what happened.
+    The calls' updates are worked out when first asked for: the web process, which
+    only checks and stores a callback, never needs them."""
 
     provider_ref: str | None  # the provider's id for the submission (Intron's batch id)
     request_ids: frozenset[str]  # our request ids the callback's calls were tagged with
-    updates: Sequence[CallUpdate]
     final: bool  # the submission is over: every call has its outcome
     status: str  # the provider's word for the submission ("COMPLETED")
-    stats: dict[str, Any] | None = None  # the provider's own figures, kept for display
+    read_updates: Callable[[], Sequence[CallUpdate]] = field(repr=False, compare=False)
+
+    @cached_property
+    def updates(self) -> Sequence[CallUpdate]:
+        return self.read_updates()
 
 
 @dataclass(frozen=True)

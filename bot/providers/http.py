@@ -131,8 +131,10 @@ class ProviderHTTP:
         params: Mapping[str, Any] | None = None,
         before_send: Callable[[], None] | None = None,
         share: float = 1.0,
+        max_wait: float | None = None,
     ) -> httpx.Response:
-        """Send one operation with rate limiting and safe retries; the successful answer."""
+        """Send one operation with rate limiting and safe retries; the successful answer.
+        `max_wait` (default: the client's) is how long to wait for a rate-limit slot."""
         endpoint = self.endpoints[name]
         path = endpoint.path.format(
             **{k: quote(str(v), safe="") for k, v in (path_params or {}).items()}
@@ -147,6 +149,7 @@ class ProviderHTTP:
                         params=params,
                         before_send=before_send,
                         share=share,
+                        max_wait=self.max_wait if max_wait is None else max_wait,
                     )
         except _Transient as failure:
             if failure.retry_after is not None and self._too_long(failure.retry_after):
@@ -179,10 +182,13 @@ class ProviderHTTP:
         params: Mapping[str, Any] | None,
         before_send: Callable[[], None] | None,
         share: float,
+        max_wait: float | None,
     ) -> httpx.Response:
         name = endpoint.name
         try:
-            response = await self._exchange(endpoint, path, json, params, before_send, share)
+            response = await self._exchange(
+                endpoint, path, json, params, before_send, share, max_wait
+            )
         except NOT_SENT_ERRORS as exc:
             raise _Transient(
                 ProviderConnectionError(
@@ -220,11 +226,12 @@ class ProviderHTTP:
         params: Mapping[str, Any] | None,
         before_send: Callable[[], None] | None,
         share: float,
+        max_wait: float | None,
     ) -> httpx.Response:
         """One HTTP exchange inside a rate-limit slot, which counts from when it ends."""
         limiter = self.limiters[endpoint.group]
         try:
-            slot = await limiter.acquire(self.max_wait, share=share)
+            slot = await limiter.acquire(max_wait, share=share)
         except TooLongWait as exc:
             raise RateLimitedError(
                 f"{endpoint.name}: {self.label}'s {endpoint.group} limit is reached; "

@@ -27,10 +27,15 @@ CATCH_UP = "slack.catch_up"
 
 def build_bolt(ctx: SlackContext, *, signing_secret: str | None) -> AsyncApp:
     """The bolt app serving `/slack/events`: one `register` per feature."""
+    # The web route verifies every request's signature before bolt sees it
+    # (bot/web/slack_events.py), and Socket Mode needs none, so bolt does not again.
     bolt = AsyncApp(
         client=ctx.client,
         signing_secret=signing_secret,
-        request_verification_enabled=signing_secret is not None,
+        request_verification_enabled=False,
+        # Listeners return at their ack (bot/slack/interaction.py): bolt can answer then,
+        # instead of polling for the ack every 10 ms.
+        process_before_response=True,
     )
 
     @bolt.middleware

@@ -41,8 +41,8 @@ class SlackContext:
         providers = self.service.providers
         return providers.get(provider_id) if provider_id else providers.default
 
-    def voices(self, provider_id: str | None = None) -> list[Voice]:
-        return list(self.provider(provider_id).voices())
+    def voices(self, provider_id: str | None = None) -> tuple[Voice, ...]:
+        return tuple(self.provider(provider_id).voices())
 
     def voice_label(self, provider_id: str, key: str | None) -> str:
         """How a request's voice reads: `Igbo (female)`, or the provider's default."""

@@ -59,8 +59,9 @@ CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted
 def post_job(
     request_id: str, channel: str, what: str, message: views.Message | None = None
 ) -> NewJob:
-    """A message for a request's channel: its parent (`parent`, `edit`) or a `reply`
-    in its thread, or a `dm` to a person (then `channel` is their user id)."""
+    """A message for a request's channel: its parent (`parent`, `edit`), a `reply` in
+    its thread or its `results` there (rendered when sent), or a `dm` to a person (then
+    `channel` is their user id)."""
     return NewJob(
         POST,
         {
@@ -130,8 +131,30 @@ class Delivery:
             return None
         if shown.ts is None:
             return "the parent message was never posted"
+        if what == "results":
+            await self._results(record, channel, shown.ts)
+            return None
         await self.client.chat_postMessage(channel=channel, thread_ts=shown.ts, **content)
         return None
+
+    async def _results(self, record: Any, channel: str, ts: str) -> None:
+        """The results, rendered from the calls as stored, message by message; a retry
+        after a failure part way goes on from the first message not yet posted."""
+        requests = self.ctx.service.requests
+        workflow = self.ctx.store.workflows.get(record.workflow_id or "")
+        parts = views.results_messages(
+            record,
+            requests.calls(record.id, limit=views.MAX_CALL_LINES),
+            workflow,
+            requests.stats(record.id),
+        )
+        store = self.ctx.slack_store
+        for index in range(store.results_posted(record.id), len(parts)):
+            part = parts[index]
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=ts, text=part.text, blocks=part.blocks
+            )
+            store.result_posted(record.id, index + 1)
 
     def _parent(self, record: Any) -> views.Message:
         ctx = self.ctx

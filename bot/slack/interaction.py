@@ -11,6 +11,7 @@ message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -139,19 +140,41 @@ Handler = Callable[[Interaction], Awaitable[None]]
 Listener = Callable[..., Awaitable[None]]
 
 
+# What handlers go on doing after their ack (opening the modal a click asked for).
+_AFTER_ACK: set[asyncio.Task] = set()
+
+
 def guarded(handler: Handler, *, sandbox: bool = False) -> Listener:
-    """A bolt listener running `handler`, with the one error handler around it."""
+    """A bolt listener running `handler`, with the one error handler around it.
+
+    The listener returns as soon as the handler has acknowledged (or finished), so the
+    answer goes to Slack at once (bolt runs with `process_before_response`, and does not
+    poll for the ack); what the handler does after its ack goes on in the background."""
 
     async def listener(
         ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         interaction = Interaction(ack=ack, body=body, client=client, respond=respond)
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def answer(*_: object) -> None:
+            if not answered.done():
+                answered.set_result(None)
 
         async def tracked_ack(*args: Any, **kwargs: Any) -> None:
             interaction.acked = True
             await ack(*args, **kwargs)
+            answer()
 
         interaction.ack = tracked_ack
+        task = asyncio.create_task(run(interaction), name=f"slack {handler.__name__}")
+        _AFTER_ACK.add(task)
+        task.add_done_callback(_AFTER_ACK.discard)
+        task.add_done_callback(answer)
+        await answered
+
+    async def run(interaction: Interaction) -> None:
+        body = interaction.body
         try:
             await handler(interaction)
         except UserError as refusal:

@@ -20,8 +20,8 @@ from bot.store.workflows import WorkflowStore
 class Store:
     """The core's tables over one connection."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.db = Database(path)
+    def __init__(self, path: str | Path, *, checkpoint_pages: int = 1000) -> None:
+        self.db = Database(path, checkpoint_pages=checkpoint_pages)
         self.requests = RequestStore(self.db)
         self.workflows = WorkflowStore(self.db)
         self.jobs = JobStore(self.db)

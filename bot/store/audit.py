@@ -15,14 +15,9 @@ class AuditLog:
 
     def record(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
         with self.db.write():
-            self.db.db["audit"].insert(
-                {
-                    "at": now_iso(),
-                    "actor": actor,
-                    "action": action,
-                    "target": target,
-                    "detail": json.dumps(detail, sort_keys=True),
-                }
+            self.db.execute(
+                "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                [now_iso(), actor, action, target, json.dumps(detail, sort_keys=True)],
             )
 
     def trail(self) -> list[dict[str, Any]]:

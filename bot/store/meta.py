@@ -19,6 +19,23 @@ class MetaStore:
         with self.db.write():
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
+    def values(self, prefix: str) -> list[str]:
+        """The values of every key starting with `prefix`."""
+        rows = self.db.execute(
+            "SELECT value FROM meta WHERE key >= ? AND key < ?", [prefix, prefix + "\uffff"]
+        ).fetchall()
+        return [value for (value,) in rows]
+
+    def keys(self, prefix: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT key FROM meta WHERE key >= ? AND key < ?", [prefix, prefix + "\uffff"]
+        ).fetchall()
+        return [key for (key,) in rows]
+
+    def delete(self, key: str) -> None:
+        with self.db.write():
+            self.db.execute("DELETE FROM meta WHERE key = ?", [key])
+
     def token(self, key: str, configured: str | None) -> str:
         """The configured secret, or one generated on first start and kept."""
         if configured:

@@ -116,7 +116,7 @@ def _v2_providers_and_jobs(db: Database) -> None:
             workflow_name TEXT NOT NULL, voice TEXT, requested_by TEXT NOT NULL,
             channel TEXT, source TEXT NOT NULL, idempotency_key TEXT UNIQUE,
             recipient_count INTEGER NOT NULL, provider_ref TEXT, error TEXT,
-            completed_at TEXT, UNIQUE (provider, provider_ref))"""
+            completed_at TEXT, stats TEXT, UNIQUE (provider_ref, provider))"""
     )
     db.execute(
         """INSERT INTO requests_v2 (id, created_at, updated_at, status, provider, workflow_id,
@@ -128,7 +128,6 @@ def _v2_providers_and_jobs(db: Database) -> None:
     )
     db.execute("DROP TABLE requests")
     db.execute("ALTER TABLE requests_v2 RENAME TO requests")
-    db.execute("CREATE INDEX requests_status ON requests (status)")
     db.execute("CREATE INDEX requests_created ON requests (created_at)")
     db.execute("CREATE INDEX requests_workflow ON requests (workflow_id, created_at)")
 
@@ -144,7 +143,6 @@ def _v2_providers_and_jobs(db: Database) -> None:
     )
     db.execute("DROP TABLE calls")
     db.execute("ALTER TABLE calls_v2 RENAME TO calls")
-    db.execute("CREATE INDEX calls_phone ON calls (phone_number)")
 
     db.execute(
         """CREATE TABLE callbacks_v2 (
@@ -196,14 +194,18 @@ def _v2_providers_and_jobs(db: Database) -> None:
     )
     db.execute("CREATE INDEX rate_slots_recent ON rate_slots (limiter, ended)")
     db.execute("CREATE TABLE rate_pauses (limiter TEXT PRIMARY KEY, until REAL NOT NULL)")
+    # How many of a request's results messages are in its thread (they go one by one).
+    db.execute("ALTER TABLE slack_messages ADD COLUMN results_posted INTEGER NOT NULL DEFAULT 0")
 
     # What the first release left open gets the jobs that finish it.
     for request_id, status in db.execute(
         "SELECT id, status FROM requests WHERE status IN "
         "('accepted', 'sending', 'placed', 'unknown') ORDER BY created_at"
     ).fetchall():
-        kind = "request.place" if status in ("accepted", "sending") else "request.reconcile"
-        _job(db, kind, "calls", {"request_id": request_id})
+        if status in ("accepted", "sending"):
+            _job(db, "request.place", "calls", {"request_id": request_id})
+        else:
+            _job(db, "request.reconcile", "results", {"request_id": request_id})
     for request_id, channel, kind, payload in db.execute(
         "SELECT request_id, channel, kind, payload FROM outbox WHERE failed IS NULL ORDER BY id"
     ).fetchall():

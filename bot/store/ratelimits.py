@@ -1,8 +1,10 @@
 """Rate-limit history in the database: one quota shared by every process, kept across restarts.
 
 Each row is one request's slot: when it was taken, and when its answer came
-(`ended`; NULL while in flight). A slot still in flight after `max_in_flight`
-seconds belonged to a process that died mid-request: it counts as ended then.
+(`ended`; NULL while in flight). A slot in flight whose process is gone (killed
+mid-request) counts as answered when that is noticed: its request may still be
+arriving, so the window runs from then. One in flight for longer than
+`max_in_flight` (longer than any client waits) counts as answered then.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ class SqliteSlotLog:
     def _times(self, windows: Sequence[Window], now: float) -> list[float]:
         since = now - max(w.seconds for w in windows)
         rows = self.db.execute(
-            "SELECT started, ended FROM rate_slots WHERE limiter = ? "
+            "SELECT id, started, ended, owner FROM rate_slots WHERE limiter = ? "
             "AND (ended IS NULL OR ended > ?)",
             [self.limiter, since - 1.0],
         ).fetchall()
         times = []
-        for started, ended in rows:
+        for slot, started, ended, owner in rows:
+            if ended is None and owner != self.owner and not _alive(owner):
+                ended = now
+                self.release(slot, now)  # orphaned: from now on it counts as answered
             if ended is None:
                 stale = now - started >= self.max_in_flight
                 ended = started + self.max_in_flight if stale else math.inf
@@ -86,3 +91,16 @@ class SqliteSlotLog:
                 "INSERT INTO rate_slots (limiter, started, ended, owner) VALUES (?, ?, ?, ?)",
                 [self.limiter, at, at, self.owner],
             )
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process that took a slot still runs (the database is on this host)."""
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

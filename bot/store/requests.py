@@ -37,12 +37,22 @@ class RequestStore:
         """Store a new request with its recipients. When a request with the same
         idempotency key exists, nothing is written and that one is returned
         (`created` False): a retried submission must not become a second request."""
+        row = record.model_dump(mode="json")
         with self.db.write():
             if record.idempotency_key and (found := self._by_key(record.idempotency_key)):
                 return found, False
-            self.db.db["requests"].insert(record.model_dump(mode="json"))
-            self.db.db["calls"].insert_all(
-                {**c.model_dump(mode="json"), "variables": json.dumps(c.variables)} for c in calls
+            # Plain SQL: this is on the path of every acknowledgement.
+            self.db.execute(
+                f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                list(row.values()),
+            )
+            self.db.conn.executemany(
+                "INSERT INTO calls (request_id, position, phone_number, variables) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (c.request_id, c.position, c.phone_number, json.dumps(c.variables))
+                    for c in calls
+                ],
             )
         return record, True
 
@@ -164,26 +174,38 @@ class RequestStore:
         return row[0] == 0
 
     def stats(self, request_id: str) -> Stats:
-        """The request's figures, from its calls as they are now."""
-        outcomes = dict(
+        """The request's figures: as kept when it completed, else from its calls now."""
+        row = self.db.execute("SELECT stats FROM requests WHERE id = ?", [request_id]).fetchone()
+        if row and row[0]:
+            return Stats.model_validate_json(row[0])
+        return self.count(request_id)
+
+    def count(self, request_id: str) -> Stats:
+        """The request's figures from its calls as they are now (one pass over them)."""
+        outcomes: dict[str | None, int] = {}
+        keys: dict[str, int] = {}
+        answered_seconds, timed = 0.0, 0
+        for outcome, key, calls, seconds, with_duration in self.db.execute(
+            "SELECT outcome, key_pressed, COUNT(*), SUM(duration), COUNT(duration) FROM calls "
+            "WHERE request_id = ? GROUP BY outcome, key_pressed",
+            [request_id],
+        ):
+            outcomes[outcome] = outcomes.get(outcome, 0) + calls
+            if key:
+                keys[key] = keys.get(key, 0) + calls
+            if outcome == CallOutcome.ANSWERED:
+                answered_seconds += seconds or 0.0
+                timed += with_duration
+        return Stats.from_counts(outcomes, keys, answered_seconds / timed if timed else None)
+
+    def keep_stats(self, request_id: str) -> Stats:
+        """Count the figures of a request that has completed, and keep them with it."""
+        stats = self.count(request_id)
+        with self.db.write():
             self.db.execute(
-                "SELECT outcome, COUNT(*) FROM calls WHERE request_id = ? GROUP BY outcome",
-                [request_id],
-            ).fetchall()
-        )
-        keys = dict(
-            self.db.execute(
-                "SELECT key_pressed, COUNT(*) FROM calls WHERE request_id = ? "
-                "AND key_pressed IS NOT NULL AND key_pressed != '' GROUP BY key_pressed",
-                [request_id],
-            ).fetchall()
-        )
-        (avg,) = self.db.execute(
-            "SELECT AVG(duration) FROM calls WHERE request_id = ? AND outcome = ? "
-            "AND duration IS NOT NULL",
-            [request_id, CallOutcome.ANSWERED],
-        ).fetchone()
-        return Stats.from_counts(outcomes, keys, avg)
+                "UPDATE requests SET stats = ? WHERE id = ?", [stats.model_dump_json(), request_id]
+            )
+        return stats
 
     # ------------------------------------------------------------ callbacks
 
@@ -197,23 +219,14 @@ class RequestStore:
         request_id: str | None,
         source: str,
     ) -> int:
-        """Keep a callback as received (or a reconciliation, as if one had come)."""
+        """Keep a callback as received."""
         with self.db.write():
-            return (
-                self.db.db["callbacks"]
-                .insert(
-                    {
-                        "received_at": now_iso(),
-                        "provider": provider,
-                        "provider_ref": ref,
-                        "request_id": request_id,
-                        "outcome": outcome,
-                        "source": source,
-                        "body": body,
-                    }
-                )
-                .last_pk
+            cursor = self.db.execute(
+                "INSERT INTO callbacks (received_at, provider, provider_ref, request_id, outcome, "
+                "source, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [now_iso(), provider, ref, request_id, outcome, source, body],
             )
+            return int(cursor.lastrowid or 0)
 
     def callback(self, callback_id: int) -> dict[str, Any] | None:
         return self.db.one("SELECT * FROM callbacks WHERE id = ?", [callback_id])

@@ -62,6 +62,20 @@ class SlackStore:
             )
         return cursor.rowcount == 1
 
+    def results_posted(self, request_id: str) -> int:
+        row = self.db.execute(
+            "SELECT results_posted FROM slack_messages WHERE request_id = ?", [request_id]
+        ).fetchone()
+        return row[0] if row else 0
+
+    def result_posted(self, request_id: str, count: int) -> None:
+        """`count` of the request's results messages are in its thread now."""
+        with self.db.write():
+            self.db.execute(
+                "UPDATE slack_messages SET results_posted = ? WHERE request_id = ?",
+                [count, request_id],
+            )
+
     def requests_missing(self) -> list[RequestRecord]:
         """Requests with a channel whose parent was never queued, or whose results were
         stored but never queued (left so by the first release's crash windows)."""

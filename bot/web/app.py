@@ -12,6 +12,7 @@ ones a click needs at once: opening or updating the modal it asked for
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -20,8 +21,7 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
-from bot.app import open_runtime
-from bot.providers.registry import sandbox_apps
+from bot.app import open_runtime, sandbox_mounts
 from bot.settings import Settings
 from bot.slack.app import build_bolt
 from bot.store import Store
@@ -30,11 +30,15 @@ from bot.web.health import healthz
 from bot.web.slack_events import slack_events
 from bot.web.state import WebState
 
+WEB_CHECKPOINT_PAGES = 50_000  # about 200 MB of WAL: only if no worker has run for long
+
 
 def create_app(settings: Settings) -> Starlette:
     """The web process as ASGI; `app.state.web` is set while it runs."""
-    store = Store(settings.database_path)  # opened (and upgraded) before serving
-    sandboxes = sandbox_apps(settings, store.meta.token("sandbox_key", None))
+    # Opened (and upgraded) before serving. Checkpoints are the worker's to make: one
+    # here would hold up the request whose commit set it off.
+    store = Store(settings.database_path, checkpoint_pages=WEB_CHECKPOINT_PAGES)
+    sandboxes = sandbox_mounts(settings, store)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -54,6 +58,9 @@ def create_app(settings: Settings) -> Starlette:
                 await socket_mode.connect_async()
                 stack.push_async_callback(socket_mode.close_async)
             app.state.web = WebState(runtime, AsyncSlackRequestHandler(bolt))
+            # What start-up made lives as long as the process: keep it out of the
+            # collector's full passes, which otherwise pause every answer now and then.
+            gc.freeze()
             try:
                 yield
             finally:

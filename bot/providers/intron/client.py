@@ -164,9 +164,11 @@ class IntronClient:
         status: str | None = None,
         phone_number: str | None = None,
         share: float = 1.0,
+        max_wait: float | None = None,
     ) -> Page[WorkflowCall]:
         """`GET /workflows/{id}/calls`, optionally filtered by batch, status and number.
-        `share` below 1 leaves the rest of the quota to people (reconciliation)."""
+        `share` below 1 leaves the rest of the quota to people, and `max_wait` 0 asks
+        not to wait for it (reconciliation, which can come back later)."""
         filters = {"batch_id": batch_id, "status": status, "phone_number": phone_number}
         data = await self._send(
             "list_workflow_calls",
@@ -174,6 +176,7 @@ class IntronClient:
             params={"page": page, "per_page": per_page}
             | {k: v for k, v in filters.items() if v is not None},
             share=share,
+            max_wait=max_wait,
         )
         return _page(WorkflowCall, data, page, per_page, "list_workflow_calls")
 

@@ -1,10 +1,9 @@
 """Decides what Slack must show about a request, and queues it as jobs.
 
 A `Listener` of the core: called inside the transaction that changed the
-request, it only writes jobs (`bot/slack/delivery.py` delivers them), so the
-change and its Slack work are kept, or lost, together. Results are rendered
-here, from the stored calls, and queued once (a flag set in the same
-transaction).
+request, it only writes jobs (`bot/slack/delivery.py` delivers and renders
+them), so the change and its Slack work are kept, or lost, together. Results
+are queued once (a flag set in the same transaction).
 """
 
 from __future__ import annotations
@@ -26,9 +25,8 @@ class RequestNotifier:
 
     def request_changed(self, record: RequestRecord, event: Event) -> None:
         jobs = self.ctx.jobs
-        latest = self.ctx.service.requests.get(record.id) or record
-        if latest.channel:
-            for job in self._channel_jobs(latest, event, latest.channel):
+        if record.channel:  # the record as the change left it: no need to read it again
+            for job in self._channel_jobs(record, event, record.channel):
                 jobs.add(job)
         jobs.add(refresh_job())
 
@@ -42,15 +40,9 @@ class RequestNotifier:
             provider = self.ctx.provider(record.provider).capabilities.label
             jobs.append(post_job(record.id, channel, "reply", views.found_reply(record, provider)))
         if record.status == RequestStatus.COMPLETED and store.mark_results_queued(record.id):
-            requests = self.ctx.service.requests
-            workflow = self.ctx.store.workflows.get(record.workflow_id or "")
-            calls = requests.calls(record.id, limit=views.MAX_CALL_LINES)
-            jobs += [
-                post_job(record.id, channel, "reply", part)
-                for part in views.results_messages(
-                    record, calls, workflow, requests.stats(record.id)
-                )
-            ]
+            # Rendered when delivered, not here: this runs inside the transaction that
+            # completed the request, and the database stays locked while it runs.
+            jobs.append(post_job(record.id, channel, "results"))
         return jobs
 
     async def catch_up(self, job: object = None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cache
 
 from pydantic import BaseModel
 from slack_sdk.models.blocks import (
@@ -168,6 +169,7 @@ def workflow_summary(workflow: Workflow) -> str:
 # ---------------------------------------------------------------- ephemeral answers
 
 
+@cache
 def help_message(sandbox: bool) -> Message:
     text = "\n".join(
         [
@@ -187,7 +189,8 @@ def help_message(sandbox: bool) -> Message:
     return message("How to use /robocall", [*sandbox_blocks(sandbox), md(text)])
 
 
-def voices_message(voices: Sequence[Voice], sandbox: bool) -> Message:
+@cache  # the same few voices every time: rendered once
+def voices_message(voices: tuple[Voice, ...], sandbox: bool) -> Message:
     by_language: dict[str, list[str]] = defaultdict(list)
     for voice in voices:
         by_language[voice.language].append(f"`{voice.key}`")
