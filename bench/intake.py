@@ -164,7 +164,7 @@ def _rows(report: Report, intake: Intake, total: int) -> None:
     report.add(Row("Slack caught up after a round (slowest)", slowest, unit="s"))
     bad = [s for s in ours if not s.ok]
     if bad:
-        report.note(f'{len(bad)} callbacks were not answered 200 "applied": {bad[:3]}')
+        report.note(f'{len(bad)} callbacks were not answered 200 "accepted": {bad[:3]}')
     paces = {side: " → ".join(f"{p:.0f}" for p in values) for side, values in intake.paces.items()}
     report.note(
         f"{total:,} callbacks per side in {ROUNDS} rounds; callbacks/s round by round, "

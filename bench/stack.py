@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -207,8 +206,6 @@ class Run:
         async with asyncio.timeout(timeout):
             while name not in (await self.command(app, "workflows")).text:
                 await asyncio.sleep(0.2)
-        if os.environ.get("BENCH_NO_WORKER") and isinstance(app, AppProc) and app.worker:
-            await app.worker.stop()  # an experiment: the web process alone
 
     async def command(self, app: Proc, text: str, **fields: Any) -> httpx.Response:
         """Send one signed `/robocall <text>` to the app."""

@@ -71,7 +71,7 @@ class Runtime:
     workflows: WorkflowService
     service: CallService
     slack: SlackContext
-    outbox_client: AsyncWebClient
+    delivery_client: AsyncWebClient
     callback_token: str
     sandbox_key: str
 
@@ -138,7 +138,7 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
         )
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
-        interactive, outbox = slack_clients(settings, session)
+        interactive, delivery = slack_clients(settings, session)
         slack = SlackContext(service, workflows, SlackStore(store.db), jobs, settings, interactive)
         service.listeners.append(slack_app.notifier(slack))
         yield Runtime(
@@ -149,7 +149,7 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
             workflows=workflows,
             service=service,
             slack=slack,
-            outbox_client=outbox,
+            delivery_client=delivery,
             callback_token=token,
             sandbox_key=sandbox_key,
         )
@@ -169,7 +169,7 @@ def job_kinds(runtime: Runtime) -> dict[str, Kind]:
         APPLY_CALLBACK: Kind(service.apply_callback, RESULTS_LANE, max_attempts=10),
         REFRESH_WORKFLOWS: Kind(WorkflowRefresher(runtime).run, "default"),
     }
-    return kinds | slack_app.job_kinds(runtime.slack, runtime.outbox_client)
+    return kinds | slack_app.job_kinds(runtime.slack, runtime.delivery_client)
 
 
 def make_worker(runtime: Runtime) -> Worker:

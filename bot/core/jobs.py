@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -109,10 +109,6 @@ class Kind:
     handler: Handler
     lane: str = "default"
     max_attempts: int | None = None  # None: until it works
-
-
-class HandlerRegistry(Protocol):
-    def kinds(self) -> Mapping[str, Kind]: ...
 
 
 def worker_id() -> str:

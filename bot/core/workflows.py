@@ -87,9 +87,6 @@ class WorkflowService:
             message = f"workflow {quoted(ref)} does not exist; known workflows: {clip(known, 500)}"
         raise InvalidOrder([Problem("workflow", ref, message)])
 
-    def provider_of(self, workflow: Workflow) -> Provider:
-        return self.providers.get(workflow.provider)
-
     def managed(self) -> list[Provider]:
         """The providers whose workflows live at the provider (and are cached here)."""
         return [p for p in self.providers if p.capabilities.workflows_at_provider]

@@ -64,13 +64,13 @@ def notifier(ctx: SlackContext) -> RequestNotifier:
     return RequestNotifier(ctx)
 
 
-def job_kinds(ctx: SlackContext, outbox_client: AsyncWebClient) -> dict[str, Kind]:
-    """Every Slack job the worker runs. `outbox_client` does not wait out 429s itself:
+def job_kinds(ctx: SlackContext, delivery_client: AsyncWebClient) -> dict[str, Kind]:
+    """Every Slack job the worker runs. `delivery_client` does not wait out 429s itself:
     the jobs do, exactly as long as Slack asks."""
-    posting = delivery.Delivery(ctx, outbox_client)
+    posting = delivery.Delivery(ctx, delivery_client)
     kinds = {
         delivery.POST: Kind(posting.run, delivery.LANE),
-        REFRESH: Kind(HomeRefresh(ctx, outbox_client).run, delivery.LANE, max_attempts=5),
+        REFRESH: Kind(HomeRefresh(ctx, delivery_client).run, delivery.LANE, max_attempts=5),
         CATCH_UP: Kind(RequestNotifier(ctx).catch_up, delivery.LANE, max_attempts=5),
     }
     kinds |= WorkflowJobs(ctx, ctx.client).kinds()
