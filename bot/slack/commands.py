@@ -7,15 +7,13 @@ from slack_bolt.async_app import AsyncApp
 from bot.slack.calls import handlers as calls
 from bot.slack.calls.views import help_message
 from bot.slack.context import SlackContext
-from bot.slack.interaction import Interaction, guarded
+from bot.slack.interaction import Interaction, listener
 from bot.slack.workflows import handlers as workflows
 from bot.text import clip
 
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
-    app.command("/robocall")(
-        guarded(lambda slack: handle_robocall_command(ctx, slack), sandbox=ctx.sandbox)
-    )
+    app.command("/robocall")(listener(ctx, handle_robocall_command))
 
 
 async def handle_robocall_command(ctx: SlackContext, slack: Interaction) -> None:

@@ -12,6 +12,7 @@ from bot.core.requests import CallService
 from bot.core.workflows import WorkflowService
 from bot.providers.base import Provider, Voice
 from bot.settings import Settings
+from bot.store import Store
 from bot.store.slack import SlackStore
 
 GROUP_CACHE_SECONDS = 300.0
@@ -34,7 +35,7 @@ class SlackContext:
         return self.service.providers.sandbox
 
     @property
-    def store(self):
+    def store(self) -> Store:
         return self.service.store
 
     def provider(self, provider_id: str | None = None) -> Provider:

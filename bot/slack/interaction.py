@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from slack_bolt.async_app import AsyncAck, AsyncRespond
@@ -25,6 +25,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks import done_modal
 from bot.text import clip
+
+if TYPE_CHECKING:
+    from bot.slack.context import SlackContext
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +140,7 @@ class Interaction:
 
 
 Handler = Callable[[Interaction], Awaitable[None]]
+FeatureHandler = Callable[["SlackContext", Interaction], Awaitable[None]]
 Listener = Callable[..., Awaitable[None]]
 
 
@@ -191,6 +195,11 @@ def guarded(handler: Handler, *, sandbox: bool = False) -> Listener:
 
     listener.__name__ = handler.__name__
     return listener
+
+
+def listener(ctx: SlackContext, handler: FeatureHandler) -> Listener:
+    """`guarded`, for a feature's `handle_<x>(ctx, slack)`."""
+    return guarded(lambda slack: handler(ctx, slack), sandbox=ctx.sandbox)
 
 
 async def tell(

@@ -10,6 +10,7 @@ acknowledged; the worker does the rest.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from slack_bolt.async_app import AsyncApp
 
@@ -24,7 +25,7 @@ from bot.input.recipients import (
 from bot.slack.calls import views
 from bot.slack.context import SlackContext
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
-from bot.slack.interaction import Interaction, UserError, guarded
+from bot.slack.interaction import Interaction, UserError, listener
 from bot.text import clip
 
 FIELD_BLOCKS: dict[str, str] = {"workflow": BlockId.WORKFLOW, "voice": BlockId.VOICE}
@@ -32,10 +33,7 @@ FIELD_BLOCKS: dict[str, str] = {"workflow": BlockId.WORKFLOW, "voice": BlockId.V
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
     """Attach the Send modal's listeners (the command is routed by `bot/slack/commands.py`)."""
-
-    def on(handler):
-        return guarded(lambda slack: handler(ctx, slack), sandbox=ctx.sandbox)
-
+    on = partial(listener, ctx)
     app.view(CallbackId.SEND_CALL)(on(handle_send_call_submission))
     app.action(ActionId.WORKFLOW_SELECT)(on(handle_workflow_select))
     app.action(ActionId.VOICE_SELECT)(on(_just_ack))

@@ -10,17 +10,19 @@ it with the outcome.
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.models.views import View
 
 from bot.core.workflows import check_draft
 from bot.input import phones
-from bot.providers.base import RateLimitedError, WorkflowDraft
+from bot.providers.base import RateLimitedError, Workflow, WorkflowDraft
 from bot.slack.blocks import done_modal
 from bot.slack.calls.views import ModalContext, send_call_modal
 from bot.slack.context import SlackContext
 from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
-from bot.slack.interaction import Interaction, UserError, guarded
+from bot.slack.interaction import Interaction, UserError, listener
 from bot.slack.workflows import jobs
 from bot.slack.workflows import views as wv
 from bot.slack.workflows.listing import workflows_message
@@ -42,10 +44,7 @@ GONE = "That workflow is no longer in the list; refresh it."
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
     """Attach the workflow listeners."""
-
-    def on(handler):
-        return guarded(lambda slack: handler(ctx, slack), sandbox=ctx.sandbox)
-
+    on = partial(listener, ctx)
     app.action(ActionId.WORKFLOW_NEW)(on(handle_workflow_new_action))
     app.action(ActionId.WORKFLOW_EDIT)(on(handle_workflow_edit_action))
     app.action(ActionId.WF_MESSAGE_INPUT)(on(handle_message_typed))
@@ -94,7 +93,12 @@ async def _refuse(ctx: SlackContext, slack: Interaction, text: str) -> None:
 # ---------------------------------------------------------------- New / Edit
 
 
-def _modal(ctx: SlackContext, form: wv.WorkflowForm, workflow=None, message=None):
+def _modal(
+    ctx: SlackContext,
+    form: wv.WorkflowForm,
+    workflow: Workflow | None = None,
+    message: str | None = None,
+) -> View:
     provider = ctx.provider(workflow.provider if workflow else form.provider)
     return wv.workflow_modal(
         form,
@@ -119,14 +123,25 @@ async def handle_workflow_new_action(ctx: SlackContext, slack: Interaction) -> N
     await slack.open(_modal(ctx, form))
 
 
-async def handle_workflow_edit_action(ctx: SlackContext, slack: Interaction) -> None:
-    await slack.ack()
-    if not await ctx.can_manage(slack.user):
-        await _refuse(ctx, slack, ADMIN_ONLY.format(action="edit workflows"))
-        return
+async def _clicked_workflow(
+    ctx: SlackContext, slack: Interaction, manage: str | None = None
+) -> Workflow | None:
+    """The workflow a button names, if it still exists and (when `manage` names
+    the action) the user may manage it; otherwise the user is told and None is
+    returned."""
+    if manage is not None and not await ctx.can_manage(slack.user):
+        await _refuse(ctx, slack, ADMIN_ONLY.format(action=manage))
+        return None
     workflow = ctx.workflows.get(slack.value)
     if workflow is None:
         await _refuse(ctx, slack, GONE)
+    return workflow
+
+
+async def handle_workflow_edit_action(ctx: SlackContext, slack: Interaction) -> None:
+    await slack.ack()
+    workflow = await _clicked_workflow(ctx, slack, manage="edit workflows")
+    if workflow is None:
         return
     form = wv.WorkflowForm(
         provider=workflow.provider,
@@ -233,12 +248,8 @@ def parse_reply_options(text: str) -> tuple[dict[str, str], list[str]]:
 
 async def handle_workflow_delete_action(ctx: SlackContext, slack: Interaction) -> None:
     await slack.ack()
-    if not await ctx.can_manage(slack.user):
-        await _refuse(ctx, slack, ADMIN_ONLY.format(action="delete workflows"))
-        return
-    workflow = ctx.workflows.get(slack.value)
+    workflow = await _clicked_workflow(ctx, slack, manage="delete workflows")
     if workflow is None:
-        await _refuse(ctx, slack, GONE)
         return
     modal = wv.delete_modal(
         workflow,
@@ -272,9 +283,8 @@ async def handle_workflow_delete_submission(ctx: SlackContext, slack: Interactio
 
 async def handle_workflow_view_action(ctx: SlackContext, slack: Interaction) -> None:
     await slack.ack()
-    workflow = ctx.workflows.get(slack.value)
+    workflow = await _clicked_workflow(ctx, slack)
     if workflow is None:
-        await _refuse(ctx, slack, GONE)
         return
     opened = await slack.open(
         wv.view_modal(
