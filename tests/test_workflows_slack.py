@@ -156,6 +156,7 @@ async def test_create_list_edit_send_delete(harness: Harness, sandbox: Sandbox) 
         CallbackId.WORKFLOW_DELETE, {}, private_metadata=confirm["private_metadata"], view_id="VDEL"
     )
     await harness.wait_until(lambda: not sandbox.state.workflows)
+    await harness.settled()  # the cache is updated once Intron's answer is back
     assert harness.running.workflows.cached() == []
     trail = [(row["actor"], row["action"]) for row in harness.store.audit.trail()]
     assert ("U1", "workflow.created") in trail and ("U1", "workflow.updated") in trail
