@@ -1,6 +1,6 @@
 """`python -m bench`: run the benchmarks and print one Markdown table.
 
-    python -m bench                  # all five, full size (what `make bench` runs)
+    python -m bench                  # all six, full size (what `make bench` runs)
     python -m bench --only 1,3       # some of them
     python -m bench --scale 0.05     # 5% of the counts, to try things out
     python -m bench --profile        # also sample the app with py-spy (pip install py-spy)
@@ -29,21 +29,22 @@ from bench.common import Report, Row, markdown_table, notes_markdown, say, write
 OUT = Path(__file__).resolve().parent / "out"
 
 # Number → (name, module with `async def run(folder, scale, profile) -> Report`, the
-# most seconds it may take). The budgets add up to under the 10 minutes `make bench`
-# may take; a full run usually needs under 4 1/2. Modules are imported only when chosen.
+# most seconds it may take). The budgets add up to under 11 minutes; a full run
+# usually needs under 5 1/2. Modules are imported only when chosen.
 BENCHMARKS: dict[int, tuple[str, str, float]] = {
     1: ("ack latency", "bench.ack", 75.0),
     2: ("callback intake", "bench.intake", 100.0),
     3: ("dispatch", "bench.dispatch", 110.0),
     4: ("Slack pacing", "bench.pacing", 200.0),
     5: ("scale", "bench.scale", 90.0),
+    6: ("unauthenticated load", "bench.flood", 75.0),
 }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The options, with `numbers`: the benchmarks chosen."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="", help="comma-separated benchmark numbers (1-5)")
+    parser.add_argument("--only", default="", help="comma-separated benchmark numbers (1-6)")
     parser.add_argument(
         "--scale", type=float, default=1.0, help="fraction of the counts (1.0: the issue's)"
     )

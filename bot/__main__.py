@@ -16,6 +16,7 @@ import sys
 import time
 
 import uvicorn
+from pydantic import ValidationError
 
 from bot import logsafety
 from bot.settings import Settings
@@ -63,7 +64,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _settings_or_exit() -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line per wrong setting, no traceback
+        lines = "\n".join(
+            f"  - {'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        sys.exit(f"Cannot start: these settings are wrong:\n{lines}")
     logsafety.install(
         secret.get_secret_value()
         for secret in (
@@ -84,15 +91,22 @@ def _settings_or_exit() -> Settings:
 def serve(settings: Settings) -> None:
     """The web process, under uvicorn, logging through this process's redaction."""
     from bot.web.app import create_app  # slack_bolt is only needed here
+    from bot.web.connections import raise_open_files_limit, server_options
 
     _set_process_name("web")
     log = logging.getLogger("bot")
+    # Room for the connection bound (bot/web/connections.py) above the usual 1,024.
+    open_files = raise_open_files_limit()
     if settings.uses_sandbox:
         log.warning("no provider key is set: using the built-in sandbox; no real calls are placed")
+    options = server_options()
     log.info(
-        "listening on %s:%d; Slack's request URL: %s/slack/events",
+        "listening on %s:%d (at most %d connections, %d open files); "
+        "Slack's request URL: %s/slack/events",
         settings.host,
         settings.port,
+        options["limit_concurrency"],
+        open_files,
         settings.public_url.rstrip("/"),
     )
     uvicorn.run(
@@ -103,6 +117,7 @@ def serve(settings: Settings) -> None:
         access_log=False,
         log_config=None,  # uvicorn's loggers then go through ours, redaction included
         timeout_graceful_shutdown=5,
+        **options,  # request deadline, connection bound, keep-alive, header size
     )
 
 

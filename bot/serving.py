@@ -1,7 +1,9 @@
 """Run an ASGI app under uvicorn inside the current event loop, on a socket we bind.
 
 Binding the socket ourselves lets port 0 pick a free port and tells us which one,
-which the embedded sandbox and the tests need.
+which the embedded sandbox and the tests need. It serves with the same connection
+rules as `python -m bot serve` (`bot.web.connections`): a deadline for each request,
+a bound on connections.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from bot.web.connections import MAX_CONNECTIONS, REQUEST_TIMEOUT, server_options
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -43,9 +47,16 @@ class RunningServer:
 
 
 async def start_server(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_level: str = "warning",
+    *,
+    request_timeout: float = REQUEST_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> RunningServer:
-    """Start serving `app` and return once it accepts connections."""
+    """Start serving `app` and return once it accepts connections (`request_timeout`
+    and `max_connections`: see `bot.web.connections`)."""
     # IPPROTO_TCP (not 0) so asyncio sets TCP_NODELAY on accepted connections;
     # without it Nagle's algorithm adds ~40 ms to small answers.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -54,7 +65,12 @@ async def start_server(
     # A request still being answered at shutdown (a test's deliberately slow answer)
     # gets a second, not as long as it likes.
     config = uvicorn.Config(
-        app, log_level=log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=1
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        **server_options(request_timeout=request_timeout, max_connections=max_connections),
     )
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
