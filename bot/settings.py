@@ -7,7 +7,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.input.phones import NumberType
+
 IdList = Annotated[list[str], NoDecode]
+NumberTypeList = Annotated[list[NumberType], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -41,6 +44,9 @@ class Settings(BaseSettings):
 
     # Ours, beyond the contract.
     default_phone_region: str | None = None  # e.g. "NG": lets people omit +234
+    # Kinds of number refused unless named here: premium_rate, shared_cost, satellite,
+    # short_code. Emergency numbers are always refused.
+    allowed_number_types: NumberTypeList = Field(default_factory=list)
     intron_calls_per_second: int = 5  # seed 000
     intron_management_per_minute: int = 6  # seed 003
     intron_management_per_hour: int = 60  # seed 003
@@ -57,6 +63,21 @@ class Settings(BaseSettings):
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_number_types", mode="before")
+    @classmethod
+    def _split_number_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().lower() for part in value.split(",") if part.strip()]
+        known = [kind.value for kind in NumberType]
+        for name in value if isinstance(value, list) else ():
+            if name not in known:
+                never = "; emergency numbers can never be allowed" if name == "emergency" else ""
+                raise ValueError(
+                    f"ALLOWED_NUMBER_TYPES: {name!r} is not a number type that can be allowed; "
+                    f"use one or more of {', '.join(known)}, separated by commas{never}"
+                )
         return value
 
     def missing_for_slack(self) -> list[str]:

@@ -7,7 +7,7 @@ The limits come from the workflow's provider (`Capabilities`), not from here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.input import phones, templates
@@ -43,16 +43,20 @@ def check_recipients(
     template: str,
     capabilities: Capabilities,
     default_region: str | None = None,
+    allowed_types: Collection[phones.NumberType] = frozenset(),
 ) -> list[OrderRecipient]:
     """Every recipient as a valid `OrderRecipient` (E.164, values filled, within the
-    provider's length limit), or InvalidOrder listing every problem."""
+    provider's length limit), or InvalidOrder listing every problem. Numbers of the
+    refusable types (premium-rate…) pass only when in `allowed_types`."""
     problems: list[Problem] = []
     if not recipients:
         problems.append(Problem("recipients", "", "no recipients; give at least one number"))
     checked: list[OrderRecipient] = []
     seen: dict[str, int] = {}
     for index, recipient in enumerate(recipients, start=1):
-        found = _check_recipient(index, recipient, template, capabilities, default_region, seen)
+        found = _check_recipient(
+            index, recipient, template, capabilities, default_region, allowed_types, seen
+        )
         if isinstance(found, OrderRecipient):
             checked.append(found)
         else:
@@ -68,11 +72,12 @@ def _check_recipient(
     template: str,
     capabilities: Capabilities,
     default_region: str | None,
+    allowed_types: Collection[phones.NumberType],
     seen: dict[str, int],
 ) -> OrderRecipient | list[Problem]:
     problems: list[Problem] = []
     try:
-        number = phones.to_e164(recipient.phone, default_region)
+        number = phones.to_e164(recipient.phone, default_region, allowed_types)
     except phones.PhoneNumberError as exc:
         return [Problem("phone_number", recipient.phone, str(exc), index)]
     if number in seen:

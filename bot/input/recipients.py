@@ -49,6 +49,13 @@ _WHITESPACE = "".join(chr(code) for code in range(0x3001) if chr(code).isspace()
 _CONTINUATION = re.compile(r"[\d\-.()]+")
 _NUMBERISH = re.compile(r"\+?[\d\-.()]*\d[\d\-.()]*")
 
+# An extension typed after a number in `/robocall call` ("+234… ext. 5", "x5", "#5"):
+# kept with its number, so that validation refuses it as an extension (only the main
+# line would ring) instead of reading it as another recipient. A bare marker ("ext.")
+# takes the digits after it; a lone "#" or "x" not followed by digits is no extension.
+_EXTENSION = re.compile(r"(?:#|x|ext|extn|extension)[.:]?(\d*)#?", re.IGNORECASE)
+_EXTENSION_DIGITS = re.compile(r"\d+#?")
+
 _DELIMITERS = (",", ";", "\t")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
@@ -175,7 +182,9 @@ def parse_call_command(text: str) -> CallCommand:
     `shared_variables` and in each recipient's `variables`); and numbers. A word
     may hold several numbers separated by commas, and a number may be typed with
     spaces under the same rule as pasted lines (`+234 807 696 0623` is one
-    number); a comma or a `name=value` ends a number. A recipient's `line` is its
+    number); a comma or a `name=value` ends a number. An extension typed after a
+    number (`ext. 5`, `x5`, `#5`) stays with it, for validation to refuse it
+    (pasted lines refuse such words as not name=value). A recipient's `line` is its
     1-based position among the recipients. `@user` recipients are not supported
     yet and are reported.
     """
@@ -640,22 +649,57 @@ def _voice_problem(earlier: str | None, value: str) -> str | None:
 
 
 def _gather_numbers(words: list[str]) -> list[str]:
-    """The numbers among `words`: commas separate them, spaced groups continue them."""
+    """The numbers among `words`: commas separate them, spaced groups continue them, and
+    an extension typed after one (`ext. 5`) stays with it."""
     numbers: list[str] = []
+    pieces = _pieces(words)
     can_continue = False
+    at = 0
+    while at < len(pieces):
+        piece = pieces[at]
+        # This piece and the next unless a comma or name=value parts them: an extension
+        # may take two (`ext. 5`).
+        run: list[str] = []
+        for following in pieces[at : at + 2]:
+            if following is None:
+                break
+            run.append(following)
+        if piece is None:
+            can_continue = False
+        elif can_continue and (taken := _extension_length(run)):
+            numbers[-1] = " ".join([numbers[-1], *run[:taken]])
+            can_continue = False
+            at += taken - 1
+        elif can_continue and _is_continuation(piece):
+            numbers[-1] = f"{numbers[-1]} {piece}"
+        else:
+            numbers.append(piece)
+            can_continue = not _is_mention(piece)
+        at += 1
+    return numbers
+
+
+def _pieces(words: list[str]) -> list[str | None]:
+    """`words` split at commas, without empty pieces; None where a number must end (a
+    comma, a name=value)."""
+    pieces: list[str | None] = []
     for word in words:
         if "=" in word:
-            can_continue = False
+            pieces.append(None)
             continue
         for index, piece in enumerate(word.split(",")):
             if index > 0:
-                can_continue = False
-            piece = piece.strip()
-            if not piece:
-                continue
-            if can_continue and _is_continuation(piece):
-                numbers[-1] = f"{numbers[-1]} {piece}"
-            else:
-                numbers.append(piece)
-                can_continue = not _is_mention(piece)
-    return numbers
+                pieces.append(None)
+            if piece.strip():
+                pieces.append(piece.strip())
+    return pieces
+
+
+def _extension_length(words: Sequence[str]) -> int:
+    """How many of the first `words` are an extension typed after a number (0, 1 or 2)."""
+    found = _EXTENSION.fullmatch(words[0]) if words else None
+    if found is None:
+        return 0
+    if found.group(1):
+        return 1
+    return 2 if len(words) > 1 and _EXTENSION_DIGITS.fullmatch(words[1]) else 0
