@@ -12,6 +12,8 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 
+from pydantic import BaseModel, SecretStr
+
 from bot.input import phones
 
 SLACK_TOKEN = re.compile(r"\bx(?:ox[abposr]|app)-[A-Za-z0-9-]+")
@@ -25,6 +27,26 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
             text = text.replace(secret, "[redacted]")
     text = SLACK_TOKEN.sub("[slack-token]", text)
     return PHONE.sub(lambda m: phones.mask("+" + m.group(1).replace(" ", "")), text)
+
+
+# For text shown to people: any run of 7 or more digits, maybe after a +, maybe grouped by
+# single spaces, dots or dashes, is taken for a phone number (a date is not).
+BARE_NUMBER = re.compile(r"(?<![\w•+])\+?(?!\d{4}-\d\d-\d\d\b)\d(?:[ .-]?\d){6,}(?!\w)")
+
+
+def redact_shown(text: str, secrets: Iterable[str] = ()) -> str:
+    """`redact`, for text shown to people rather than logged (a provider's error message
+    in Slack): numbers written without their `+` or with dashes are masked too, and
+    `secrets` are removed as the log filter removes them (those of 6 characters or more)."""
+    text = redact(text, [s for s in secrets if s and len(s) >= 6])
+    return BARE_NUMBER.sub(lambda m: phones.mask(m.group()), text)
+
+
+def secrets_in(settings: BaseModel) -> list[str]:
+    """The value of every secret setting (each `SecretStr` field) that is set."""
+    values = (getattr(settings, name) for name in type(settings).model_fields)
+    secrets = (v.get_secret_value() for v in values if isinstance(v, SecretStr))
+    return [s for s in secrets if s]
 
 
 class RedactingFilter(logging.Filter):

@@ -1,5 +1,10 @@
 """Block Kit pieces every feature uses, built with `slack_sdk.models` so that Slack's
-limits (text lengths, option counts, block counts) are checked."""
+limits (text lengths, option counts, block counts) are checked.
+
+The mrkdwn given to `message`, `md`, `note` and `done_modal` is the app's own: every
+string in it that someone else wrote was put there through `bot.text.outside` (or
+`outside_error`). As a second net, these strip invisible format characters (direction
+overrides) from whatever they are given."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, Sec
 from slack_sdk.models.views import View
 
 from bot.slack.ids import BlockId, CallbackId
-from bot.text import clip
+from bot.text import clip, without_invisibles
 
 SANDBOX_NOTE = (
     ":test_tube: *Sandbox*: no provider key is set, so no real calls are placed "
@@ -26,16 +31,21 @@ class Message(BaseModel):
 
 
 def message(text: str, blocks: Sequence[Block]) -> Message:
-    return Message(text=clip(text, 3000), blocks=[b.to_dict() for b in blocks])
+    return Message(text=_shown(text), blocks=[b.to_dict() for b in blocks])
 
 
 def md(text: str, block_id: str | None = None) -> SectionBlock:
     """A section of mrkdwn, clipped to Slack's 3000 characters."""
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)), block_id=block_id)
+    return SectionBlock(text=MarkdownTextObject(text=_shown(text)), block_id=block_id)
 
 
 def note(text: str, block_id: str | None = None) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=clip(text, 3000))], block_id=block_id)
+    return ContextBlock(elements=[MarkdownTextObject(text=_shown(text))], block_id=block_id)
+
+
+def _shown(text: str) -> str:
+    """Slack's 3000 characters, without invisible format characters."""
+    return clip(without_invisibles(text), 3000)
 
 
 def sandbox_blocks(sandbox: bool) -> list[Block]:

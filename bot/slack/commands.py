@@ -9,7 +9,7 @@ from bot.slack.calls.views import help_message
 from bot.slack.context import SlackContext
 from bot.slack.interaction import Interaction, listener
 from bot.slack.workflows import handlers as workflows
-from bot.text import clip
+from bot.text import outside
 
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
@@ -34,16 +34,16 @@ async def handle_robocall_command(ctx: SlackContext, slack: Interaction) -> None
         await workflows.handle_workflows_command(ctx, slack)
     else:
         usage = help_message(ctx.sandbox)
+        typed = outside(word, 60)
         notice = {
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": f":warning: `/robocall {clip(word, 60)}` is not a command. "
-                "Here is what is:",
+                "text": f":warning: `/robocall {typed}` is not a command. Here is what is:",
             },
         }
         await slack.ack(
-            text=f"Unknown command '{clip(word, 60)}'. " + usage.text,
+            text=f"Unknown command '{typed}'. " + usage.text,
             blocks=[notice, *usage.blocks],
         )
 

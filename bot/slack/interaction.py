@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks import done_modal
-from bot.text import clip
+from bot.text import clip, without_invisibles
 
 if TYPE_CHECKING:
     from bot.slack.context import SlackContext
@@ -205,7 +205,12 @@ def listener(ctx: SlackContext, handler: FeatureHandler) -> Listener:
 async def tell(
     slack: Interaction, text: str, *, block: str | None = None, sandbox: bool = False
 ) -> None:
-    """Show `text` to the user who made the request, wherever they are looking."""
+    """Show `text` to the user who made the request, wherever they are looking.
+
+    `text` is the app's own mrkdwn (a refusal may name channels): whatever in it
+    someone else wrote was escaped where it was written (`bot.text.outside`). Invisible
+    format characters are dropped here from all of it, a net under that."""
+    text = without_invisibles(text)
     kind = slack.body.get("type")
     try:
         if not slack.acked:

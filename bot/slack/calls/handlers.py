@@ -14,6 +14,7 @@ from functools import partial
 
 from slack_bolt.async_app import AsyncApp
 
+from bot import logsafety
 from bot.core.orders import InvalidOrder, Problem
 from bot.core.requests import CallOrder
 from bot.input.recipients import (
@@ -26,7 +27,7 @@ from bot.slack.calls import views
 from bot.slack.context import SlackContext
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
 from bot.slack.interaction import Interaction, UserError, listener
-from bot.text import clip
+from bot.text import outside, outside_plain
 
 FIELD_BLOCKS: dict[str, str] = {"workflow": BlockId.WORKFLOW, "voice": BlockId.VOICE}
 
@@ -79,7 +80,7 @@ async def handle_status_command(ctx: SlackContext, slack: Interaction, ref: str)
     record = ctx.service.lookup(ref)
     if record is None:
         raise UserError(
-            f"No request or Intron batch has the id '{clip(ref, 60)}'. Request ids "
+            f"No request or Intron batch has the id '{outside(ref, 60)}'. Request ids "
             "look like rq-3f9c2a7b1d04; the channel message shows both ids."
         )
     requests = ctx.service.requests
@@ -91,6 +92,7 @@ async def handle_status_command(ctx: SlackContext, slack: Interaction, ref: str)
         voice=ctx.voice_label(record.provider, record.voice),
         provider=ctx.provider(record.provider).capabilities.label,
         sandbox=ctx.sandbox,
+        secrets=logsafety.secrets_in(ctx.settings),
     )
     await _reply(slack, message)
 
@@ -118,7 +120,8 @@ async def handle_call_command(ctx: SlackContext, slack: Interaction, rest: str) 
         lines = parsed.recipients if parsed else []
         problems = [_problem_text(p, lines, "recipient") for p in exc.problems]
     else:
-        await _reply(slack, views.accepted_message(record, ctx.sandbox))
+        parts = ctx.service.requests.parts(record.id)
+        await _reply(slack, views.accepted_message(parts, ctx.sandbox))
         return
     await _reply(
         slack, views.problems_message("That call could not be placed.", problems, ctx.sandbox)
@@ -202,8 +205,9 @@ def _modal_errors(problems: Sequence[Problem], lines: Sequence[RecipientLine]) -
 
 
 def _field_error(problems: Sequence[str]) -> str:
-    """Several problems in one field error, kept short enough for Slack to show."""
+    """Several problems in one field error (plain text, quoting what was typed), kept
+    short enough for Slack to show."""
     shown = list(problems[:5])
     if len(problems) > 5:
         shown.append(f"…and {len(problems) - 5} more")
-    return clip("\n".join(shown), 1900)
+    return outside_plain("\n".join(shown), 1900, multiline=True)

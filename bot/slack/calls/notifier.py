@@ -8,6 +8,7 @@ are queued once (a flag set in the same transaction).
 
 from __future__ import annotations
 
+from bot import logsafety
 from bot.core.events import Event
 from bot.core.models import RequestRecord, RequestStatus
 from bot.slack.calls import views
@@ -35,7 +36,9 @@ class RequestNotifier:
         first = store.add_message(SlackMessage(request_id=record.id, channel=channel))
         jobs = [post_job(record.id, channel, "parent" if first else "edit")]
         if event in (Event.FAILED, Event.UNKNOWN):
-            jobs.append(post_job(record.id, channel, "reply", views.failure_reply(record)))
+            secrets = logsafety.secrets_in(self.ctx.settings)
+            reply = views.failure_reply(record, secrets)
+            jobs.append(post_job(record.id, channel, "reply", reply))
         if event == Event.FOUND:
             provider = self.ctx.provider(record.provider).capabilities.label
             jobs.append(post_job(record.id, channel, "reply", views.found_reply(record, provider)))

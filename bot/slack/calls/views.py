@@ -1,11 +1,16 @@
 """Block Kit for every modal and message, built with `slack_sdk.models` so that
 Slack's limits (text lengths, option counts, block counts) are checked when a
-view is turned into JSON. Pure functions: records in, Slack objects out."""
+view is turned into JSON. Pure functions: records in, Slack objects out.
+
+Whatever in them the app did not write itself (a workflow's name, message and
+labels, keys pressed, the provider's ids and errors, voices, what people typed) is
+put in through `bot.text.outside` (`outside_error` for errors, `outside_plain` for
+plain_text), in the fallback `text` as in the blocks."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 
 from pydantic import BaseModel
@@ -26,11 +31,19 @@ from bot.input import phones
 from bot.providers.base import CallOutcome, Voice, Workflow
 from bot.slack.blocks import Message, md, message, note, number, plural, sandbox_blocks
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
-from bot.text import clip, escape_mrkdwn
+from bot.text import outside, outside_error, outside_plain
 
 MAX_OPTIONS = 100  # Slack's limit for a static select
 CALLS_PER_MESSAGE = 40  # keeps a section under Slack's 3000 characters
 MAX_CALL_LINES = 400  # beyond this the thread points to /robocall status
+
+# How much of what others wrote is shown, in characters.
+NAME = 150  # a workflow's name (Intron's own limit)
+LABEL = 80  # a keypad reply's meaning
+KEY = 8  # a key pressed, as the provider reports it
+REF = 80  # a provider's id (a batch id)
+VOICE = 60
+ERROR = 1000  # an error message
 
 
 class ModalContext(BaseModel):
@@ -69,7 +82,10 @@ def send_call_modal(
             blocks=blocks,
             private_metadata=context.model_dump_json(),
         )
-    options = [Option(value=w.id, text=clip(w.name, 75)) for w in workflows[:MAX_OPTIONS]]
+    options = [
+        Option(value=w.id, text=outside_plain(w.name, 75) or "(no name)")
+        for w in workflows[:MAX_OPTIONS]
+    ]
     initial = next((o for o in options if selected and o.value == selected.id), None)
     blocks.append(
         InputBlock(
@@ -159,11 +175,20 @@ def voice_option_groups(voices: Sequence[Voice]) -> list[OptionGroup]:
 def workflow_summary(workflow: Workflow) -> str:
     """The workflow's message, the variables it needs and its reply options, as mrkdwn."""
     needs = ", ".join(f"`[{v}]`" for v in workflow.variables) or "no variables"
-    lines = [f"*{workflow.name}*", f">{clip(workflow.message, 2000)}", f"Needs: {needs}"]
+    lines = [f"*{outside(workflow.name, NAME)}*", quote(workflow.message, 2000), f"Needs: {needs}"]
     if workflow.keypad:
-        replies = ", ".join(f"{d} = {t}" for d, t in workflow.keypad.items())
-        lines.append(f"Keypad replies: {replies}")
-    return clip("\n".join(lines), 3000)
+        lines.append(f"Keypad replies: {keypad_replies(workflow.keypad)}")
+    return "\n".join(lines)
+
+
+def quote(text: str, limit: int) -> str:
+    """Someone else's text (a workflow's message) as a mrkdwn quote, every line of it."""
+    return "\n".join(f">{line}" for line in outside(text, limit, multiline=True).split("\n"))
+
+
+def keypad_replies(keypad: dict[str, str]) -> str:
+    """`1 = Confirm, 2 = Cancel`, as mrkdwn."""
+    return ", ".join(f"{outside(d, KEY)} = {outside(t, LABEL)}" for d, t in keypad.items())
 
 
 # ---------------------------------------------------------------- ephemeral answers
@@ -206,20 +231,29 @@ def voices_message(voices: tuple[Voice, ...], sandbox: bool) -> Message:
 
 def problems_message(title: str, problems: Sequence[str], sandbox: bool) -> Message:
     """A refusal: what is wrong, one line per problem; nothing was sent."""
-    shown = [f"• {escape_mrkdwn(clip(p, 1000))}" for p in problems[:15]]
+    shown = [f"• {outside(p, ERROR)}" for p in problems[:15]]
     if len(problems) > 15:
         shown.append(f"• …and {len(problems) - 15} more")
     text = f":warning: {title} Nothing was sent.\n" + "\n".join(shown)
     return message(f"{title} Nothing was sent.", [*sandbox_blocks(sandbox), md(text)])
 
 
-def accepted_message(record: RequestRecord, sandbox: bool) -> Message:
+def accepted_message(parts: Sequence[RequestRecord], sandbox: bool) -> Message:
+    """The answer to an accepted order: one request, or the parts it was split into."""
+    record = parts[0]
     where = f"<#{record.channel}>" if record.channel else "this channel"
+    total = sum(p.recipient_count for p in parts)
     text = (
         f":telephone_receiver: Request `{record.id}` accepted: "
-        f"{plural(record.recipient_count, 'recipient')} with "
-        f"*{escape_mrkdwn(record.workflow_name)}*. Progress and results follow in {where}."
+        f"{plural(total, 'recipient')} with "
+        f"*{outside(record.workflow_name, NAME)}*. Progress and results follow in {where}."
     )
+    if len(parts) > 1:
+        text += (
+            f"\nIt goes to the provider in {len(parts)} parts of at most "
+            f"{max(p.recipient_count for p in parts):,} (the most one submission carries), "
+            f"each with its own message: {', '.join(f'`{p.id}`' for p in parts)}."
+        )
     return message(f"Request {record.id} accepted", [*sandbox_blocks(sandbox), md(text)])
 
 
@@ -232,17 +266,19 @@ def status_message(
     voice: str,
     provider: str,
     sandbox: bool,
+    secrets: Iterable[str],
 ) -> Message:
+    """`/robocall status`: `secrets` are removed from the error shown, if any."""
     lines = [
         f"*Request* `{record.id}` — {STATUS_TEXT[record.status]}",
-        f"Workflow *{escape_mrkdwn(record.workflow_name)}* · voice {voice} · "
+        f"Workflow *{outside(record.workflow_name, NAME)}* · voice {outside(voice, VOICE)} · "
         f"{plural(record.recipient_count, 'recipient')} · requested by <@{record.requested_by}> "
         f"on {record.created_at[:16]}",
     ]
     if record.provider_ref:
-        lines.append(f"{provider} batch `{record.provider_ref}`")
+        lines.append(f"{provider} batch `{outside(record.provider_ref, REF)}`")
     if record.error:
-        lines.append(f":warning: {escape_mrkdwn(record.error)}")
+        lines.append(f":warning: {outside_error(record.error, ERROR, secrets)}")
     blocks: list[Block] = [*sandbox_blocks(sandbox), md("\n".join(lines))]
     if record.status == RequestStatus.COMPLETED or stats.total > stats.pending:
         blocks.append(md(results_summary(stats, workflow)))
@@ -280,22 +316,26 @@ def request_message(
         status += f" — {one_line_summary(stats, workflow)}"
     elif record.status == RequestStatus.PLACED and stats.total > stats.pending:
         status += f" ({stats.total - stats.pending} of {stats.total} calls done)"
+    name = outside(record.workflow_name, NAME)
+    part = f" · part {record.part} of {record.parts}" if record.parts > 1 else ""
     fields = [
-        f"*Robo call* · *{escape_mrkdwn(record.workflow_name)}*",
-        f"Voice: {voice} · {plural(record.recipient_count, 'recipient')} · requested by "
-        f"<@{record.requested_by}>",
+        f"*Robo call* · *{name}*{part}",
+        f"Voice: {outside(voice, VOICE)} · {plural(record.recipient_count, 'recipient')} · "
+        f"requested by <@{record.requested_by}>",
         f"Status: {status}",
     ]
     ids = f"Request `{record.id}`"
     if record.provider_ref:
-        ids += f" · {provider} batch `{record.provider_ref}`"
+        ids += f" · {provider} batch `{outside(record.provider_ref, REF)}`"
     blocks: list[Block] = [*sandbox_blocks(sandbox), md("\n".join(fields)), note(ids)]
-    return message(f"Robo call {record.workflow_name}: {record.status}", blocks)
+    return message(f"Robo call {name}: {record.status}", blocks)
 
 
-def failure_reply(record: RequestRecord) -> Message:
+def failure_reply(record: RequestRecord, secrets: Iterable[str]) -> Message:
+    """The thread reply saying why the request failed; `secrets` are removed from it."""
     icon = ":grey_question:" if record.status == RequestStatus.UNKNOWN else ":x:"
-    text = f"{icon} {escape_mrkdwn(record.error or 'The request failed.')}"
+    error = outside_error(record.error, ERROR, secrets) if record.error else None
+    text = f"{icon} {error or 'The request failed.'}"
     if record.status == RequestStatus.UNKNOWN:
         text += f"\nCheck with `/robocall status {record.id}`."
     return message(text, [md(text)])
@@ -304,7 +344,7 @@ def failure_reply(record: RequestRecord) -> Message:
 def found_reply(record: RequestRecord, provider: str) -> Message:
     text = (
         f":mag: Checked with {provider}: these calls *were* placed, once (batch "
-        f"`{record.provider_ref}`). Do not send them again; results follow here."
+        f"`{outside(record.provider_ref, REF)}`). Do not send them again; results follow here."
     )
     return message(text, [md(text)])
 
@@ -325,7 +365,7 @@ OUTCOME_WORDS = {
 def one_line_summary(stats: Stats, workflow: Workflow | None) -> str:
     parts = [f"{stats.answered}/{stats.total} answered"]
     parts += [
-        f"{count} pressed {digit} ({_option(workflow, digit)})"
+        f"{count} pressed {outside(digit, KEY)} ({_option(workflow, digit)})"
         for digit, count in stats.keys.items()
         if count
     ]
@@ -350,7 +390,9 @@ def results_summary(stats: Stats, workflow: Workflow | None) -> str:
     keypad = workflow.keypad if workflow else {}
     if stats.keys or keypad:
         digits = sorted(set(stats.keys) | set(keypad))
-        replies = ", ".join(f"{d} {_option(workflow, d)}: {stats.keys.get(d, 0)}" for d in digits)
+        replies = ", ".join(
+            f"{outside(d, KEY)} {_option(workflow, d)}: {stats.keys.get(d, 0)}" for d in digits
+        )
         lines.append(f"• Replies ({stats.replied}): {replies}")
     return "\n".join(lines)
 
@@ -364,9 +406,8 @@ def results_messages(
     blocks: list[Block] = [md(results_summary(stats, workflow))]
     if chunks:
         blocks += [DividerBlock(), md("\n".join(call_line(c, workflow) for c in chunks[0]))]
-    messages = [
-        message(f"Results for {record.workflow_name}: {one_line_summary(stats, workflow)}", blocks)
-    ]
+    name = outside(record.workflow_name, NAME)
+    messages = [message(f"Results for {name}: {one_line_summary(stats, workflow)}", blocks)]
     for chunk in chunks[1:]:
         lines = "\n".join(call_line(c, workflow) for c in chunk)
         messages.append(message("More results", [md(lines)]))
@@ -393,10 +434,10 @@ def call_line(call: CallRecord, workflow: Workflow | None) -> str:
         parts.append(f"{number(call.duration)} s")
     if call.key_pressed:
         parts.append(
-            f"pressed {escape_mrkdwn(call.key_pressed[:8])} ({_option(workflow, call.key_pressed)})"
+            f"pressed {outside(call.key_pressed, KEY)} ({_option(workflow, call.key_pressed)})"
         )
     return " · ".join(parts)
 
 
 def _option(workflow: Workflow | None, digit: str) -> str:
-    return escape_mrkdwn(workflow.label(digit)) if workflow else "no label"
+    return outside(workflow.label(digit), LABEL) if workflow else "no label"

@@ -11,10 +11,10 @@ from slack_sdk.models.views import View
 from bot.core.models import RequestRecord, Stats
 from bot.providers.base import Workflow
 from bot.slack.blocks import md, plural, sandbox_blocks
-from bot.slack.calls.views import one_line_summary
+from bot.slack.calls.views import NAME, VOICE, one_line_summary
 from bot.slack.ids import ActionId
 from bot.slack.workflows.views import workflow_blocks
-from bot.text import escape_mrkdwn
+from bot.text import outside
 
 MAX_WORKFLOWS = 20
 
@@ -79,8 +79,9 @@ def _latest_text(
             state += f" — {one_line_summary(stats, workflow)}"
         where = f" in <#{record.channel}>" if record.channel else ""
         lines.append(
-            f"• `{record.id}` · *{escape_mrkdwn(record.workflow_name)}* · {state} · "
-            f"{plural(record.recipient_count, 'recipient')} · {voice_of.get(record.id, '')} · "
+            f"• `{record.id}` · *{outside(record.workflow_name, NAME)}* · {state} · "
+            f"{plural(record.recipient_count, 'recipient')} · "
+            f"{outside(voice_of.get(record.id), VOICE)} · "
             f"<@{record.requested_by}>{where} · {record.created_at[:16].replace('T', ' ')}"
         )
     return "\n".join(lines)

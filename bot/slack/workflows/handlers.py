@@ -19,13 +19,14 @@ from bot.core.workflows import check_draft
 from bot.input import phones
 from bot.providers.base import RateLimitedError, Workflow, WorkflowDraft
 from bot.slack.blocks import done_modal
-from bot.slack.calls.views import ModalContext, send_call_modal
+from bot.slack.calls.views import NAME, ModalContext, send_call_modal
 from bot.slack.context import SlackContext
 from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
 from bot.slack.interaction import Interaction, UserError, listener
 from bot.slack.workflows import jobs
 from bot.slack.workflows import views as wv
 from bot.slack.workflows.listing import workflows_message
+from bot.text import outside, outside_plain
 
 # Where a complaint about a draft's field is shown in the modal.
 FIELD_BLOCKS = {
@@ -176,7 +177,7 @@ async def handle_workflow_submission(ctx: SlackContext, slack: Interaction) -> N
         ) from None
     await slack.ack(
         response_action="update",
-        view=done_modal("Saving…", f"Saving *{draft.name}*…", ctx.sandbox),
+        view=done_modal("Saving…", f"Saving *{outside(draft.name, NAME)}*…", ctx.sandbox),
     )
     ctx.jobs.add(jobs.save_job(slack.body, form, draft))
 
@@ -207,8 +208,12 @@ def read_workflow_form(
             "A keypad reply is included, so add at least one option, "
             "e.g. 1=Confirm (or untick the keypad reply)."
         )
-    if problems:
-        return None, {FIELD_BLOCKS[name]: text for name, text in problems.items()}
+    if problems:  # plain text, quoting what was typed
+        errors = {
+            FIELD_BLOCKS[name]: outside_plain(text, 1900, multiline=True)
+            for name, text in problems.items()
+        }
+        return None, errors
     return draft, {}
 
 
@@ -273,7 +278,8 @@ async def handle_workflow_delete_submission(ctx: SlackContext, slack: Interactio
     workflow = ctx.workflows.get(ref.workflow_id)
     name = workflow.name if workflow else ref.workflow_id
     await slack.ack(
-        response_action="update", view=done_modal("Deleting…", f"Deleting *{name}*…", ctx.sandbox)
+        response_action="update",
+        view=done_modal("Deleting…", f"Deleting *{outside(name, NAME)}*…", ctx.sandbox),
     )
     ctx.jobs.add(jobs.delete_job(slack.body, ref, name))
 
@@ -318,7 +324,10 @@ async def handle_calls_submission(ctx: SlackContext, slack: Interaction) -> None
     phone = state.text(BlockId.CALLS_PHONE, ActionId.CALLS_PHONE_INPUT).strip()
     if phone:
         try:
-            phone = phones.to_e164(phone, ctx.settings.default_phone_region)
+            # A filter looks calls up: any number a call could have gone to is fine.
+            phone = phones.to_e164(
+                phone, ctx.settings.default_phone_region, phones.ALL_NUMBER_TYPES
+            )
         except phones.PhoneNumberError as exc:
             raise UserError(str(exc), block=BlockId.CALLS_PHONE) from None
     query = wv.CallsQuery(

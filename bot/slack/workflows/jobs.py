@@ -13,13 +13,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.jobs import Job, Kind, NewJob
 from bot.core.workflows import describe_workflow_failure
-from bot.providers.base import ProviderError, WorkflowDraft
+from bot.logsafety import secrets_in
+from bot.providers.base import Provider, ProviderError, WorkflowDraft
 from bot.slack.blocks import done_modal
-from bot.slack.calls.views import workflow_summary
+from bot.slack.calls.views import NAME, workflow_summary
 from bot.slack.context import SlackContext
 from bot.slack.home.jobs import publish_home
 from bot.slack.workflows import views as wv
 from bot.slack.workflows.listing import workflows_message
+from bot.text import outside, outside_error
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +116,9 @@ class WorkflowJobs:
                 payload["view_id"],
                 done_modal(
                     "Not sure it saved",
-                    f":grey_question: *{draft.name}* may or may not have been saved (the app "
-                    "stopped while saving it). Refresh the list to check before trying again.",
+                    f":grey_question: *{outside(draft.name, NAME)}* may or may not have been "
+                    "saved (the app stopped while saving it). Refresh the list to check before "
+                    "trying again.",
                     sandbox,
                 ),
             )
@@ -131,7 +134,8 @@ class WorkflowJobs:
                 payload["view_id"],
                 done_modal(
                     "Not saved",
-                    f":x: *{draft.name}* was not saved. {describe_workflow_failure(exc, provider)}",
+                    f":x: *{outside(draft.name, NAME)}* was not saved. "
+                    f"{self._failure(exc, provider)}",
                     sandbox,
                 ),
             )
@@ -141,12 +145,14 @@ class WorkflowJobs:
             payload["view_id"],
             done_modal(
                 "Saved",
-                f":white_check_mark: {verb} *{saved.name}*. "
+                f":white_check_mark: {verb} *{outside(saved.name, NAME)}*. "
                 f"Its results come back to this app.\n{workflow_summary(saved)}",
                 sandbox,
             ),
         )
-        await self._redraw(payload["source"], notice=f":white_check_mark: {verb} *{saved.name}*.")
+        await self._redraw(
+            payload["source"], notice=f":white_check_mark: {verb} *{outside(saved.name, NAME)}*."
+        )
 
     async def delete(self, job: Job) -> None:
         ctx, payload = self.ctx, job.payload
@@ -158,16 +164,18 @@ class WorkflowJobs:
                 payload["view_id"],
                 done_modal(
                     "Not deleted",
-                    f":x: *{name}* was not deleted. {describe_workflow_failure(exc)}",
+                    f":x: *{outside(name, NAME)}* was not deleted. {self._failure(exc)}",
                     ctx.sandbox,
                 ),
             )
             return
         await self._modal(
             payload["view_id"],
-            done_modal("Deleted", f":wastebasket: Deleted *{name}*.", ctx.sandbox),
+            done_modal("Deleted", f":wastebasket: Deleted *{outside(name, NAME)}*.", ctx.sandbox),
         )
-        await self._redraw(payload["source"], notice=f":wastebasket: Deleted *{name}*.")
+        await self._redraw(
+            payload["source"], notice=f":wastebasket: Deleted *{outside(name, NAME)}*."
+        )
 
     async def fix(self, job: Job) -> None:
         payload = job.payload
@@ -175,9 +183,10 @@ class WorkflowJobs:
             fixed = await self.ctx.workflows.repoint(
                 payload["workflow_id"], actor=payload["source"]["user"]
             )
-            notice = f":white_check_mark: *{fixed.name}* now sends its results to this app."
+            shown = outside(fixed.name, NAME)
+            notice = f":white_check_mark: *{shown}* now sends its results to this app."
         except ProviderError as exc:
-            notice = f":x: The callback URL was not changed. {describe_workflow_failure(exc)}"
+            notice = f":x: The callback URL was not changed. {self._failure(exc)}"
         await self._redraw(payload["source"], notice=notice)
 
     async def refresh(self, job: Job) -> None:
@@ -185,7 +194,7 @@ class WorkflowJobs:
             await self.ctx.workflows.refresh()
             notice = ":arrows_counterclockwise: Refreshed just now."
         except ProviderError as exc:
-            notice = f"{describe_workflow_failure(exc)} Showing the list as last fetched."
+            notice = f"{self._failure(exc)} Showing the list as last fetched."
         await self._redraw(job.payload["source"], notice=notice)
 
     async def show(self, job: Job) -> None:
@@ -201,7 +210,7 @@ class WorkflowJobs:
         try:
             recent, notice = await ctx.workflows.requests(workflow.id), None
         except ProviderError as exc:
-            recent, notice = None, describe_workflow_failure(exc)
+            recent, notice = None, self._failure(exc)
         await self._modal(
             payload["view_id"],
             wv.view_modal(
@@ -226,11 +235,17 @@ class WorkflowJobs:
             )
             notice = None
         except ProviderError as exc:
-            page, notice = None, describe_workflow_failure(exc)
+            page, notice = None, self._failure(exc)
         await self._modal(
             job.payload["view_id"],
             wv.calls_modal(query, page, notice=notice, sandbox=self.ctx.sandbox),
         )
+
+    def _failure(self, exc: ProviderError, provider: Provider | None = None) -> str:
+        """What went wrong, for people: the provider's words escaped, numbers masked and
+        our secrets removed."""
+        text = describe_workflow_failure(exc, provider)
+        return outside_error(text, 1000, secrets_in(self.ctx.settings))
 
     async def _modal(self, view_id: str, view: Any) -> None:
         """Update a modal the user may have closed meanwhile; that is not an error."""

@@ -1,5 +1,9 @@
 """Block Kit for workflow management: the list, the New/Edit, Delete, View and Calls
-modals, and the Home tab. Built with `slack_sdk.models`, so Slack's limits are checked."""
+modals, and the Home tab. Built with `slack_sdk.models`, so Slack's limits are checked.
+
+What the provider holds (names, messages, labels, kinds, ids, statuses, keys) is put
+in through `bot.text.outside`. A `notice` is the caller's mrkdwn, escaped where it
+was written."""
 
 from __future__ import annotations
 
@@ -29,11 +33,14 @@ from bot.core.models import RequestRecord
 from bot.input import phones, templates
 from bot.providers.base import CallOutcome, Page, ProviderCall, ProviderRequest, Workflow
 from bot.slack.blocks import Message, md, number, sandbox_blocks
-from bot.slack.calls.views import OUTCOME_WORDS
+from bot.slack.calls.views import KEY, NAME, OUTCOME_WORDS, REF, keypad_replies, quote
 from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
-from bot.text import clip, escape_mrkdwn
+from bot.text import clip, outside
 
 PER_PAGE = 8  # workflows per page of the list: 3 blocks each keeps well under 50
+LABEL = 40  # a keypad reply's meaning, in the list
+KIND = 30  # a workflow's type
+STATUS = 40  # a provider's word for a request
 CALL_OUTCOMES = (
     CallOutcome.ANSWERED,
     CallOutcome.NO_ANSWER,
@@ -88,9 +95,12 @@ def workflow_line(workflow: Workflow, calls_back_here: bool) -> str:
     needs = ", ".join(f"`[{v}]`" for v in workflow.variables) or "no variables"
     reply = "no reply"
     if workflow.keypad:
-        options = ", ".join(f"{d} {escape_mrkdwn(t)}" for d, t in workflow.keypad.items())
+        options = ", ".join(
+            f"{outside(d, KEY)} {outside(t, LABEL)}" for d, t in workflow.keypad.items()
+        )
         reply = f"keypad reply ({options})"
-    line = f"*{escape_mrkdwn(workflow.name)}* · {workflow.kind} · {reply} · needs {needs}"
+    name, kind = outside(workflow.name, NAME), outside(workflow.kind, KIND)
+    line = f"*{name}* · {kind} · {reply} · needs {needs}"
     if not calls_back_here:
         line += (
             "\n:warning: Its results go to "
@@ -201,7 +211,7 @@ def message_count(message: str, limit: int) -> str:
     names = ", ".join(f"[{v}]" for v in templates.variables(message)) or "none"
     line = f"{count} · variables: {names}"
     if problem := templates.bracket_problem(message):
-        line += f" · :warning: {problem}"
+        line += f" · :warning: {outside(problem, 500)}"
     if len(message) > limit:
         line += " · :warning: too long"
     return clip(line, 3000)
@@ -340,7 +350,10 @@ def delete_modal(
         title="Delete workflow",
         submit="Delete",
         close="Keep it",
-        blocks=[*sandbox_blocks(sandbox), md(f"Delete *{workflow.name}* from Intron?\n\n{usage}")],
+        blocks=[
+            *sandbox_blocks(sandbox),
+            md(f"Delete *{outside(workflow.name, NAME)}* from Intron?\n\n{usage}"),
+        ],
         private_metadata=WorkflowRef(
             workflow_id=workflow.id, response_url=response_url
         ).model_dump_json(),
@@ -360,11 +373,12 @@ def view_modal(
     sandbox: bool,
 ) -> View:
     """A workflow, its recent requests with their stats, and a way to its calls."""
-    replies = ", ".join(f"{d} = {escape_mrkdwn(t)}" for d, t in workflow.keypad.items())
+    replies = keypad_replies(workflow.keypad)
     lines = [
-        f"*{escape_mrkdwn(workflow.name)}* · {workflow.kind} · id `{workflow.id}`",
-        workflow.description or "",
-        f">{clip(workflow.message, 2500)}",
+        f"*{outside(workflow.name, NAME)}* · {outside(workflow.kind, KIND)} · "
+        f"id `{outside(workflow.id, REF)}`",
+        outside(workflow.description, 500),
+        quote(workflow.message, 2500),
         f"Needs: {', '.join(f'`[{v}]`' for v in workflow.variables) or 'no variables'}",
         f"Keypad reply: {replies}" if workflow.keypad else "No keypad reply",
         "Results come back to this app."
@@ -416,7 +430,8 @@ def _requests_text(items: Sequence[ProviderRequest]) -> str:
             f"avg {number(item.avg_duration or 0)} s"
         )
         when = item.created_at.strftime("%Y-%m-%d %H:%M") if item.created_at else ""
-        lines.append(f"• batch `{item.ref}` · {item.status or '?'} · {summary} · {when}")
+        status = outside(item.status, STATUS) or "?"
+        lines.append(f"• batch `{outside(item.ref, REF)}` · {status} · {summary} · {when}")
     return "\n".join(lines)
 
 
@@ -518,8 +533,8 @@ def _calls_text(calls: Sequence[ProviderCall]) -> str:
         if call.duration is not None and call.outcome == CallOutcome.ANSWERED:
             parts.append(f"{number(call.duration)} s")
         if call.key_pressed:
-            parts.append(f"pressed {escape_mrkdwn(call.key_pressed[:8])}")
+            parts.append(f"pressed {outside(call.key_pressed, KEY)}")
         if call.provider_ref:
-            parts.append(f"batch `{call.provider_ref[:8]}…`")
+            parts.append(f"batch `{outside(call.provider_ref[:8], KEY)}…`")
         lines.append(" · ".join(parts))
     return "\n".join(lines)
