@@ -27,7 +27,7 @@ lint: $(STAMP)
 sandbox: $(STAMP)
 	$(PY) -m bot sandbox --provider intron
 
-# Five benchmarks, each beside its baseline; prints one Markdown table (bench/README.md).
+# Six benchmarks (five beside a baseline, then the flood); prints one Markdown table (bench/README.md).
 # BENCH_ARGS="--scale 0.05 --only 1,2" for a quick partial run.
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

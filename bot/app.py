@@ -134,6 +134,7 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
             providers,
             workflows,
             default_region=settings.default_phone_region,
+            allowed_number_types=settings.allowed_number_types,
             reconcile_after=settings.reconcile_after,
         )
         session = aiohttp.ClientSession()
@@ -181,6 +182,7 @@ def make_worker(runtime: Runtime) -> Worker:
         runtime.settings.lanes(),
         runtime.store.meta,
         lease=runtime.settings.job_lease,
+        on_parked=slack_app.parked_reporter(runtime.slack),
     )
 
 

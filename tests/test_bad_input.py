@@ -313,17 +313,32 @@ async def test_three_thousand_numbers_in_one_command_are_all_placed_once(
     env: Env, check: Check
 ) -> None:
     """Accepted (the limit is 10,000 per request), answered within Slack's 3 s, and each
-    number reaches Intron exactly once, in one batch."""
+    number reaches Intron exactly once, in three submissions of 1,000 (the most one
+    carries), each part with its own message."""
     numbers = distinct_numbers(3000)
+    placed_before = check.placed
     answer = await check.command(f"call {env.reminder.id} {', '.join(numbers)} name=A date=B")
     assert answer.seconds < SLACK_DEADLINE, answer.seconds
     assert "accepted: 3000 recipients" in answer.text.replace(",", ""), answer.text[:500]
-    placed_before = check.placed
-    record = await check.accepted()
-    assert record.recipient_count == 3000
-    batch = env.sandbox.state.batches[record.provider_ref]
-    assert sorted(c.phone_number for c in batch.calls) == sorted(numbers)
-    assert env.sandbox.state.requests_seen["place_calls"] == placed_before + 1
+    assert "in 3 parts of at most 1000" in answer.text.replace(",", ""), answer.text[:500]
+    store = env.harness.running.store
+    parts = store.requests.parts(store.requests.recent(1)[0].id)
+    assert [(p.part, p.parts, p.recipient_count) for p in parts] == [
+        (i, 3, 1000) for i in (1, 2, 3)
+    ]
+    await env.harness.wait_until(
+        lambda: all(store.requests.get(p.id).status == RequestStatus.COMPLETED for p in parts),
+        timeout=30,
+    )
+    await env.harness.settled()
+    check.requests += 3
+    check.placed += 3
+    check.posted = len(env.harness.fake.messages())
+    batches = [env.sandbox.state.batches[store.requests.get(p.id).provider_ref] for p in parts]
+    assert sorted(c.phone_number for b in batches for c in b.calls) == sorted(numbers)
+    assert env.sandbox.state.requests_seen["place_calls"] == placed_before + 3
+    parents = [m.all_text() for m in env.harness.fake.messages("C1") if "thread_ts" not in m.params]
+    assert sum("part 2 of 3" in text for text in parents) == 1
     await check.still_works()
 
 

@@ -102,13 +102,43 @@ def test_no_reply_counts_at_all() -> None:
     [
         ({}, "request_id"),
         ({"request_id": "x"}, "status"),
-        ({"request_id": "x", "status": "COMPLETED", "stats": {"total_calls": "many"}}, "total"),
-        ({"request_id": "x", "status": "COMPLETED", "request_calls": [{"id": "c"}]}, "phone"),
+        ({"request_id": "x" * 129, "status": "COMPLETED"}, "request_id"),
+        ({"request_id": "<@U1>", "status": "COMPLETED"}, "request_id"),
+        ({"request_id": "x", "status": "COMPLETED", "request_calls": "many"}, "request_calls"),
     ],
 )
 def test_malformed_callbacks_are_refused(body: dict, problem: str) -> None:
     with pytest.raises(ValidationError, match=problem):
         CompletionCallback.model_validate(body)
+
+
+def test_a_callbacks_unreadable_values_are_kept_as_unreadable_not_refused() -> None:
+    """One bad value must not lose the other calls' results: it is bounded instead."""
+    cb = CompletionCallback.model_validate(
+        {
+            "request_id": "b1",
+            "status": "X" * 3100,
+            "stats": {"total_calls": "many", "replied_option_counts": {"1": "²", "2": 3}},
+            "request_calls": [
+                {
+                    "id": "c" * 500,
+                    "status": "<!channel>",
+                    "phone_number": "+234" + "9" * 5000,
+                    "call_result_duration": float("inf"),
+                    "call_result_options_selected": "<@U123>",
+                    "user_tag_identifiers": "not a map",
+                },
+                {"id": "c2", "status": "COMPLETED", "phone_number": "+2348031000001"},
+            ],
+        }
+    )
+    assert cb.status == "UNREADABLE"
+    assert cb.stats.total_calls is None and cb.stats.reply_counts == {"2": 3}
+    bad, good = cb.request_calls
+    assert (bad.id, bad.status, bad.phone_number) == (None, "UNREADABLE", None)
+    assert (bad.call_result_duration, bad.call_result_options_selected) == (None, "UNREADABLE")
+    assert bad.user_tag_identifiers == {}
+    assert (good.id, good.status, good.phone_number) == ("c2", "COMPLETED", "+2348031000001")
 
 
 def test_workflow_create_rules() -> None:

@@ -15,6 +15,7 @@ import pytest
 from bot.core.models import FINAL_STATUSES, RequestStatus
 from bot.providers.intron.models import WorkflowCreate
 from bot.providers.intron.sandbox import Chaos, Fault
+from bot.web.callbacks import callback_limit
 from tests.conftest import NUMBER, Sandbox, start_sandbox
 from tests.harness import Harness
 from tests.support.fake_slack import FakeSlack, RateLimit
@@ -161,7 +162,7 @@ async def test_a_bad_callback_never_breaks_the_next_good_one(
         bad = [
             await http.post(harness.callback_url, content=b"{"),
             await http.post(harness.callback_url, json={"request_id": 1, "status": []}),
-            await http.post(harness.callback_url, content=b"x" * (1024 * 1024 + 1)),
+            await http.post(harness.callback_url, content=b"x" * (callback_limit(1_000) + 1)),
             await http.post(harness.callback_url.replace("cb-", "xx-"), json={}),
             await http.post(harness.callback_url, json={"request_id": "nope", "status": "OK"}),
         ]

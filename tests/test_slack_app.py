@@ -14,6 +14,7 @@ from bot.core.models import RequestStatus
 from bot.providers.intron.models import Workflow, WorkflowCreate
 from bot.providers.intron.sandbox import Fault
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.web.callbacks import callback_limit
 from tests.conftest import NUMBER, Sandbox
 from tests.harness import CALLBACK_TOKEN, Harness, assert_valid_blocks, assert_valid_view
 from tests.support.fake_slack import FakeSlack
@@ -349,9 +350,12 @@ async def test_callbacks_repeat_wrong_token_unknown_and_malformed(
         unknown = json.loads(body) | {"request_id": "no-such-batch", "request_calls": []}
         assert (await http.post(harness.callback_url, json=unknown)).status_code == 404
         assert (await http.post(harness.callback_url, content=b"{oops")).status_code == 400
-        typed = json.loads(body) | {"stats": {"total_calls": "lots"}}
+        typed = json.loads(body) | {"request_calls": {"not": "a list"}}
         assert (await http.post(harness.callback_url, json=typed)).status_code == 422
-        huge = b'{"request_id": "' + b"x" * (1024 * 1024) + b'"}'
+        unreadable_stats = json.loads(body) | {"stats": {"total_calls": "lots"}}  # only shown
+        again = await http.post(harness.callback_url, json=unreadable_stats)
+        assert again.json()["outcome"] == "duplicate"
+        huge = b'{"request_id": "' + b"x" * callback_limit(1_000) + b'"}'
         assert (await http.post(harness.callback_url, content=huge)).status_code == 413
     await harness.settled()
     assert len(harness.fake.calls()) == posted  # nothing new reached Slack
@@ -457,7 +461,13 @@ async def test_intron_failing_is_reported_in_words_a_user_can_act_on(
 async def test_health_and_unsigned_requests(harness: Harness) -> None:
     async with httpx.AsyncClient() as http:
         health = await http.get(f"{harness.url}/healthz")
-        assert health.json() == {"ok": True, "database": "open", "provider": "intron"}
+        assert health.json() == {
+            "ok": True,
+            "database": "open",
+            "provider": "intron",
+            "parked_jobs": 0,
+            "latest_parked": [],
+        }
         unsigned = await http.post(f"{harness.url}/slack/events", data={"command": "/robocall"})
         assert unsigned.status_code == 401
 

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -102,13 +103,32 @@ class Jobs:
 Handler = Callable[[Job], Awaitable[None]]
 
 
+# A job that fails this many times for a reason that waiting will not mend (a bug, a
+# value it cannot read) is parked: kept with its error, reported, and out of the way.
+POISON_AFTER = 5
+
+
 @dataclass(frozen=True)
 class Kind:
-    """How to run one kind of job."""
+    """How to run one kind of job. A failure that may pass (a network error, a 5xx, a
+    locked database) is retried until it works, or `max_attempts` attempts in all when
+    the kind sets that; any other failure is retried up to POISON_AFTER attempts,
+    backing off. Then the job is parked."""
 
     handler: Handler
     lane: str = "default"
-    max_attempts: int | None = None  # None: until it works
+    max_attempts: int | None = None  # None: transient failures are retried until it works
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a failure that trying again later may mend."""
+    return isinstance(exc, OSError | TimeoutError | sqlite3.OperationalError) or bool(
+        getattr(exc, "transient", False)
+    )
+
+
+# Told of each parked job (the Slack adapter tells the admins).
+ParkedListener = Callable[["Job", str], None]
 
 
 def worker_id() -> str:
@@ -130,6 +150,7 @@ class Worker:
         poll: float = 0.5,  # a backstop: jobs added anywhere wake the worker at once
         gather: float = 0.02,  # after a wake, how long to let more jobs arrive
         policy: RetryPolicy = JOB_RETRIES,
+        on_parked: ParkedListener | None = None,
     ) -> None:
         self.jobs = jobs
         self.store = jobs.store
@@ -140,6 +161,7 @@ class Worker:
         self.poll = poll
         self.gather = gather
         self.policy = policy
+        self.on_parked = on_parked
         self.id = worker_id()
         self._running: dict[str, set[asyncio.Task]] = {lane: set() for lane in self.lanes}
         self._wake = asyncio.Event()
@@ -231,15 +253,21 @@ class Worker:
 
     def _failed(self, job: Job, kind: Kind, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"
-        if kind.max_attempts is not None and job.attempts >= kind.max_attempts:
+        spent = kind.max_attempts is not None and job.attempts >= kind.max_attempts
+        if spent or (not is_transient(exc) and job.attempts >= POISON_AFTER):
             log.error(
-                "job %s (%s) gave up after %d attempts",
+                "job %s (%s) parked after %d attempts",
                 job.id,
                 job.kind,
                 job.attempts,
                 exc_info=exc,
             )
             self.store.bury(job, reason)
+            if self.on_parked is not None:
+                try:
+                    self.on_parked(job, type(exc).__name__)
+                except Exception:  # telling people must not take the worker down
+                    log.exception("could not report parked job %s", job.id)
             return
         delay = self.policy.backoff(job.attempts, getattr(exc, "retry_after", None))
         log.warning(

@@ -45,6 +45,11 @@ class RequestRecord(BaseModel):
     provider_ref: str | None = None  # the provider's id for the submission (a batch id)
     error: str | None = None
     completed_at: str | None = None
+    # A request larger than one submission carries is split (CallService.accept):
+    # `part` of `parts`, all sharing `part_of`, the id of the first.
+    part_of: str | None = None
+    part: int = 1
+    parts: int = 1
 
 
 class CallRecord(BaseModel):

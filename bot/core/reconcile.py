@@ -57,9 +57,9 @@ class Reconciler:
             poll = await provider.poll(ref, order, job.payload.get("cursor"))
         except RateLimitedError as exc:  # the share of the quota is spent: wait for it
             raise RetryLater(exc.retry_after or 60.0, "the provider's quota is spent") from None
-        except ProviderError as exc:
+        except ProviderError as exc:  # try again next round, from the page it stopped at
             log.warning("could not reconcile %s: %s", record.id, exc.message)
-            self._next_round(record.id, round_, cursor=None)
+            self._next_round(record.id, round_, cursor=job.payload.get("cursor"))
             return
         current = self.service.requests.get(record.id)
         if current is not None and current.status == RequestStatus.UNKNOWN:

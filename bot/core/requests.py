@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -31,6 +31,7 @@ from bot.core.models import (
 from bot.core.orders import InvalidOrder, Problem, check_recipients
 from bot.core.providers import Providers, UnknownProvider
 from bot.core.workflows import WorkflowService
+from bot.input.phones import NumberType
 from bot.input.recipients import Recipient
 from bot.input.voices import UnknownVoiceError, parse_voice
 from bot.providers.base import (
@@ -82,6 +83,12 @@ class CallbackOutcome(StrEnum):
     PROGRESS = "progress"  # not final yet: calls' results stored, request still open
     DUPLICATE = "duplicate"
     UNKNOWN_REQUEST = "unknown_request"
+    CONFLICT = "conflict"  # its reference and its calls' tags name different requests
+
+
+class CallbackConflict(Exception):
+    """A callback whose reference (batch id) and calls' tags name different requests:
+    believing either could put one request's results on another."""
 
 
 class CallService:
@@ -95,6 +102,7 @@ class CallService:
         workflows: WorkflowService,
         *,
         default_region: str | None = None,
+        allowed_number_types: Collection[NumberType] = frozenset(),
         reconcile_after: float = 600.0,
     ) -> None:
         self.store = store
@@ -103,6 +111,7 @@ class CallService:
         self.providers = providers
         self.workflows = workflows
         self.default_region = default_region
+        self.allowed_number_types = frozenset(allowed_number_types)
         self.reconcile_after = reconcile_after
         self.listeners: list[Listener] = []
 
@@ -127,54 +136,68 @@ class CallService:
                 template=workflow.message,
                 capabilities=provider.capabilities,
                 default_region=self.default_region,
+                allowed_types=self.allowed_number_types,
             )
         except InvalidOrder as exc:
             problems += exc.problems
         if problems:
             raise InvalidOrder(problems)
+        size = max(1, provider.capabilities.max_batch)
+        chunks = [recipients[i : i + size] for i in range(0, len(recipients), size)]
         now = now_iso()
-        record = RequestRecord(
-            id=new_request_id(),
-            created_at=now,
-            updated_at=now,
-            status=RequestStatus.ACCEPTED,
-            provider=provider.id,
-            workflow_id=workflow.id,
-            workflow_name=workflow.name,
-            voice=voice,
-            requested_by=order.requested_by,
-            channel=order.channel,
-            source=order.source,
-            idempotency_key=order.idempotency_key,
-            recipient_count=len(recipients),
-        )
-        calls = [
-            CallRecord(
-                request_id=record.id,
-                position=r.position,
-                phone_number=r.phone,
-                variables=dict(r.variables),
+        first_id = new_request_id()
+        parts = [
+            RequestRecord(
+                id=first_id if part == 1 else new_request_id(),
+                created_at=now,
+                updated_at=now,
+                status=RequestStatus.ACCEPTED,
+                provider=provider.id,
+                workflow_id=workflow.id,
+                workflow_name=workflow.name,
+                voice=voice,
+                requested_by=order.requested_by,
+                channel=order.channel,
+                source=order.source,
+                idempotency_key=_part_key(order.idempotency_key, part),
+                recipient_count=len(chunk),
+                part_of=first_id if len(chunks) > 1 else None,
+                part=part,
+                parts=len(chunks),
             )
-            for r in recipients
+            for part, chunk in enumerate(chunks, start=1)
         ]
-        with self.store.write():  # the request, its audit row and its jobs, or none
-            stored, created = self.requests.add(record, calls)
+        with self.store.write():  # every part, its audit row and its jobs, or none
+            stored, created = self.requests.add(parts[0], _calls(parts[0], chunks[0]))
             if created:
-                self.store.audit.record(
-                    order.requested_by,
-                    "request.accepted",
-                    record.id,
-                    {
-                        "provider": provider.id,
-                        "workflow": workflow.id,
-                        "voice": voice,
-                        "channel": order.channel,
-                        "numbers": [c.phone_number for c in calls],
-                    },
-                )
-                self.jobs.add(NewJob(PLACE, {"request_id": record.id}, lane=CALLS_LANE))
-                self._changed(stored, Event.ACCEPTED)
+                for record, chunk in zip(parts, chunks, strict=True):
+                    if record is not parts[0]:
+                        self.requests.add_part(record, _calls(record, chunk))
+                    self._accepted(record, chunk, provider.id, order)
         return stored, created
+
+    def _accepted(
+        self,
+        record: RequestRecord,
+        chunk: Sequence[OrderRecipient],
+        provider_id: str,
+        order: CallOrder,
+    ) -> None:
+        self.store.audit.record(
+            order.requested_by,
+            "request.accepted",
+            record.id,
+            {
+                "provider": provider_id,
+                "workflow": record.workflow_id,
+                "voice": record.voice,
+                "channel": order.channel,
+                "numbers": [r.phone for r in chunk],
+                **({"part": f"{record.part}/{record.parts}"} if record.parts > 1 else {}),
+            },
+        )
+        self.jobs.add(NewJob(PLACE, {"request_id": record.id}, lane=CALLS_LANE))
+        self._changed(record, Event.ACCEPTED)
 
     # ------------------------------------------------------------ placing (a job)
 
@@ -326,8 +349,19 @@ class CallService:
         provider that is not enabled."""
         provider = self.providers.get(provider_id)
         report = provider.read_callback(body)
-        record = self.match(provider_id, report)
         raw = body.decode("utf-8", "replace")
+        try:
+            record = self.match(provider_id, report)
+        except CallbackConflict:
+            self.requests.log_callback(
+                provider=provider_id,
+                body=raw,
+                outcome=CallbackOutcome.CONFLICT,
+                ref=report.provider_ref,
+                request_id=None,
+                source="callback",
+            )
+            return CallbackOutcome.CONFLICT, None
         if record is None:
             self.requests.log_callback(
                 provider=provider_id,
@@ -367,7 +401,11 @@ class CallService:
             return
         provider = self.providers.get(row["provider"])
         report = provider.read_callback(row["body"].encode())
-        record = self.match(provider.id, report)
+        try:
+            record = self.match(provider.id, report)
+        except CallbackConflict:
+            self.requests.set_callback_outcome(row["id"], CallbackOutcome.CONFLICT)
+            return
         if record is None:
             self.requests.set_callback_outcome(row["id"], CallbackOutcome.UNKNOWN_REQUEST)
             return
@@ -382,33 +420,32 @@ class CallService:
     def match(self, provider_id: str, report: CallbackReport) -> RequestRecord | None:
         """The request a report is about: by the provider's reference, else by the
         request id we tagged on every call (a callback can beat the submit's answer).
-        A reference and tags that name different requests match neither."""
+        Raises CallbackConflict when the reference and the tags, or the tags among
+        themselves, name different requests."""
         by_ref = (
             self.requests.by_ref(provider_id, report.provider_ref) if report.provider_ref else None
         )
-        if by_ref is not None and report.request_ids <= {by_ref.id}:
-            return by_ref  # the usual case: the reference, and tags that agree (or none)
-        tagged = None
-        if len(report.request_ids) == 1:
-            (tag,) = report.request_ids
-            candidate = self.requests.get(tag)
-            if candidate is not None and candidate.provider == provider_id:
-                tagged = candidate
-        if by_ref is not None and tagged is not None and by_ref.id != tagged.id:
+        named = set(report.request_ids) | ({by_ref.id} if by_ref else set())
+        if len(named) > 1:
             log.warning(
-                "a %s callback names batch %s (request %s) but its calls are tagged %s: "
-                "applied to neither",
+                "a %s callback for batch %s names requests %s (by its reference and its "
+                "calls' tags): refused",
                 provider_id,
                 report.provider_ref,
-                by_ref.id,
-                tagged.id,
+                ", ".join(sorted(named)),
             )
-            return None
+            raise CallbackConflict()
         if by_ref is not None:
             return by_ref
-        if tagged is not None and tagged.provider_ref in (None, report.provider_ref):
-            return tagged
-        return None
+        if not report.request_ids:
+            return None
+        (tag,) = report.request_ids
+        tagged = self.requests.get(tag)
+        if tagged is None or tagged.provider != provider_id:
+            return None
+        if tagged.provider_ref not in (None, report.provider_ref):
+            raise CallbackConflict()  # tagged with a request that has another batch
+        return tagged
 
     def record_updates(
         self,
@@ -521,6 +558,23 @@ class CallService:
         if record.provider in self.providers:
             return self.providers.get(record.provider).capabilities.label
         return record.provider
+
+
+def _part_key(key: str | None, part: int) -> str | None:
+    """The idempotency key of one part: the order's own for the first."""
+    return key if key is None or part == 1 else f"{key}#{part}"
+
+
+def _calls(record: RequestRecord, recipients: Sequence[OrderRecipient]) -> list[CallRecord]:
+    return [
+        CallRecord(
+            request_id=record.id,
+            position=r.position,
+            phone_number=r.phone,
+            variables=dict(r.variables),
+        )
+        for r in recipients
+    ]
 
 
 def _results_by_position(

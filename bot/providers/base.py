@@ -46,6 +46,7 @@ class Capabilities:
     workflow_kinds: tuple[str, ...] = ("robocall",)
     listings: bool = False  # lists a workflow's requests and calls
     quota_note: str = ""  # the management quota, in words, for "possible again in …"
+    max_batch: int = 1_000  # recipients one submission carries; larger requests are split
 
 
 # ---------------------------------------------------------------- workflows
@@ -217,7 +218,10 @@ class ProviderCall(BaseModel):
 
 class ProviderError(Exception):
     """Base class: `operation` is what we were doing; `status_code` what the API answered.
-    None of these ever carries an API key."""
+    None of these ever carries an API key. `transient`: trying again later may work
+    (the worker then retries a job for as long as it takes)."""
+
+    transient = False
 
     def __init__(
         self, message: str, *, operation: str = "", status_code: int | None = None
@@ -249,6 +253,8 @@ class RateLimitedError(ProviderError):
     """The provider answered 429, or our limiter says the wait is longer than allowed.
     `retry_after` is the number of seconds after which it is possible again."""
 
+    transient = True
+
     def __init__(self, message: str, *, retry_after: float | None, **kwargs: Any) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kwargs)
@@ -257,9 +263,13 @@ class RateLimitedError(ProviderError):
 class ServerError(ProviderError):
     """5xx after the retries we are allowed to make, or an answer of an unexpected shape."""
 
+    transient = True
+
 
 class ProviderConnectionError(ProviderError):
     """The provider could not be reached before anything was sent."""
+
+    transient = True
 
 
 class OutcomeUnknownError(ProviderError):

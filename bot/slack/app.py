@@ -10,15 +10,17 @@ from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.jobs import Kind
+from bot.core.jobs import Job, Kind
 from bot.slack import commands, delivery
 from bot.slack.calls import handlers as calls
+from bot.slack.calls import views
 from bot.slack.calls.notifier import RequestNotifier
 from bot.slack.context import SlackContext
 from bot.slack.home import handlers as home
 from bot.slack.home.jobs import REFRESH, HomeRefresh
 from bot.slack.workflows import handlers as workflows
 from bot.slack.workflows.jobs import WorkflowJobs
+from bot.text import outside
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +77,24 @@ def job_kinds(ctx: SlackContext, delivery_client: AsyncWebClient) -> dict[str, K
     }
     kinds |= WorkflowJobs(ctx, ctx.client).kinds()
     return kinds
+
+
+def parked_reporter(ctx: SlackContext) -> Callable[[Job, str], None]:
+    """Tells each admin (ADMIN_USER_IDS) by DM of a job the worker gave up on."""
+
+    def report(job: Job, error: str) -> None:
+        if job.kind == delivery.POST and job.payload.get("what") == "dm":
+            return  # a report that cannot be delivered is not reported again
+        about = job.payload.get("request_id")
+        what = f"`{job.kind}` (job {job.id}" + (f", request `{about}`)" if about else ")")
+        text = (
+            f":warning: A background job was parked after {job.attempts} failed attempts: "
+            f"{what}, {outside(error, 60)}. It is kept in the database and listed by `/healthz`; "
+            "nothing else waits for it. The worker's log has the details."
+        )
+        for admin in ctx.settings.admin_user_ids:
+            ctx.jobs.add(
+                delivery.post_job(f"job-{job.id}", admin, "dm", views.Message(text=text, blocks=[]))
+            )
+
+    return report

@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.jobs import Job, NewJob, RetryLater
 from bot.slack.calls import views
 from bot.slack.context import SlackContext
+from bot.text import outside
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ class Delivery:
             if error in PERMANENT or (400 <= status < 500 and status != 408):
                 self._give_up(payload, error or f"HTTP {status}")
                 return
-            raise  # 5xx: back off and try again
+            # 5xx: Slack is having trouble; back off and try again until it is over.
+            raise ConnectionError(f"Slack answered HTTP {status} ({error or 'no error'})") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ConnectionError(f"Slack unreachable ({type(exc).__name__})") from None
         if problem:
@@ -179,7 +181,8 @@ class Delivery:
         if record is None:
             return
         text = (
-            f"I could not post request `{record.id}` in <#{payload['channel']}> ({error}); "
+            f"I could not post request `{record.id}` in <#{payload['channel']}> "
+            f"({outside(error, 100)}); "
             "invite me there with `/invite @Robocall`. The request itself goes ahead: "
             f"follow it with `/robocall status {record.id}`."
         )

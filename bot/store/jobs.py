@@ -203,6 +203,16 @@ class JobStore:
     def dead(self) -> list[dict[str, Any]]:
         return self.db.query("SELECT * FROM jobs WHERE state = 'dead' ORDER BY id")
 
+    def parked(self, limit: int = 5) -> tuple[int, list[dict[str, Any]]]:
+        """How many jobs were given up on, and the latest `limit` of them."""
+        (total,) = self.db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'dead'").fetchone()
+        latest = self.db.query(
+            "SELECT id, kind, attempts, last_error FROM jobs WHERE state = 'dead' "
+            "ORDER BY id DESC LIMIT ?",
+            [limit],
+        )
+        return total, latest
+
 
 def _job(row: Sequence[Any]) -> Job:
     names = [name.strip() for name in JOB_COLUMNS.split(",")]

@@ -236,7 +236,17 @@ def _job(db: Database, kind: str, lane: str, payload: dict, *, queue: str | None
     )
 
 
+def _v3_request_parts(db: Database) -> None:
+    """A request larger than one submission may carry is stored as parts, one request
+    each, that know the whole they belong to."""
+    db.execute("ALTER TABLE requests ADD COLUMN part_of TEXT")
+    db.execute("ALTER TABLE requests ADD COLUMN part INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE requests ADD COLUMN parts INTEGER NOT NULL DEFAULT 1")
+    db.execute("CREATE INDEX requests_part_of ON requests (part_of) WHERE part_of IS NOT NULL")
+
+
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _v1_first_release,
     2: _v2_providers_and_jobs,
+    3: _v3_request_parts,
 }

@@ -19,7 +19,7 @@ from bot.store.db import Database
 REQUEST_COLUMNS = (
     "id, created_at, updated_at, status, provider, workflow_id, workflow_name, voice, "
     "requested_by, channel, source, idempotency_key, recipient_count, provider_ref, error, "
-    "completed_at"
+    "completed_at, part_of, part, parts"
 )
 
 _NOT_FINAL = "('queued', 'in_progress')"
@@ -37,10 +37,16 @@ class RequestStore:
         """Store a new request with its recipients. When a request with the same
         idempotency key exists, nothing is written and that one is returned
         (`created` False): a retried submission must not become a second request."""
-        row = record.model_dump(mode="json")
         with self.db.write():
             if record.idempotency_key and (found := self._by_key(record.idempotency_key)):
                 return found, False
+            self.add_part(record, calls)
+        return record, True
+
+    def add_part(self, record: RequestRecord, calls: Sequence[CallRecord]) -> None:
+        """Store one more part of a request being added (inside the caller's transaction)."""
+        row = record.model_dump(mode="json")
+        with self.db.write():
             # Plain SQL: this is on the path of every acknowledgement.
             self.db.execute(
                 f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
@@ -54,7 +60,16 @@ class RequestStore:
                     for c in calls
                 ],
             )
-        return record, True
+
+    def parts(self, request_id: str) -> list[RequestRecord]:
+        """Every part of the request `request_id` is part of, in order (just it, if whole)."""
+        record = self.get(request_id)
+        if record is None or record.part_of is None:
+            return [record] if record else []
+        return self._many(
+            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE part_of = ? ORDER BY part",
+            [record.part_of],
+        )
 
     def _by_key(self, key: str) -> RequestRecord | None:
         return self._one(f"SELECT {REQUEST_COLUMNS} FROM requests WHERE idempotency_key = ?", [key])

@@ -1,4 +1,5 @@
-"""`GET /healthz`: 200 with a small JSON body once the database is open."""
+"""`GET /healthz`: 200 with a small JSON body once the database is open, and the jobs
+that were parked (given up on after repeated failures)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,23 @@ async def healthz(request: Request) -> Response:
     runtime = web.runtime
     runtime.store.db.execute("SELECT 1").fetchone()
     providers = runtime.providers
+    parked, latest = runtime.store.jobs.parked()
     return JSONResponse(
         {
             "ok": True,
             "database": "open",
             "provider": "sandbox" if providers.sandbox else ",".join(p.id for p in providers),
+            # Jobs given up on after repeated failures: the app runs on, but someone
+            # should look. Only the kind of error: its text may hold a phone number.
+            "parked_jobs": parked,
+            "latest_parked": [
+                {
+                    "id": row["id"],
+                    "kind": row["kind"],
+                    "attempts": row["attempts"],
+                    "error": (row["last_error"] or "").partition(":")[0][:60],
+                }
+                for row in latest
+            ],
         }
     )

@@ -23,6 +23,17 @@ from pydantic import (
 )
 
 from bot.input import phones, templates
+from bot.providers.fields import (
+    Count,
+    Duration,
+    Keys,
+    OptionalId,
+    Phone,
+    Ref,
+    Text,
+    Word,
+    count,
+)
 from bot.providers.intron import voices
 
 T = TypeVar("T")
@@ -192,21 +203,21 @@ class Envelope(Incoming, Generic[T]):
     """Intron's response wrapper: `{"data": …, "message": …, "status": "Ok"}`."""
 
     data: T | None = None
-    message: str | None = None
-    status: str | None = None
+    message: Text = None
+    status: Word = ""
 
 
 class CallBatch(Incoming):
     """`data` of `POST /call`: the batch id, which the callback calls `request_id`."""
 
-    batch_id: str
+    batch_id: Ref
 
 
 class CallStatus(Incoming):
     """`data` of `GET /status/{call_id}`."""
 
     call_id: str
-    processing_status: str
+    processing_status: Word
     call_duration_in_seconds: float | None = None
 
 
@@ -226,14 +237,14 @@ class CallStats(Incoming):
     `replied_option_two_count`, … or as a map of digit → count under any key;
     `reply_counts` reads both."""
 
-    total_calls: int = 0
-    completed_calls: int = 0
-    timeout_calls: int = 0
-    replied_calls: int = 0
-    replied_option_one_count: int | None = None
-    replied_option_two_count: int | None = None
-    avg_duration: float | None = None
-    success_rate: float | None = None
+    total_calls: Count = 0
+    completed_calls: Count = 0
+    timeout_calls: Count = 0
+    replied_calls: Count = 0
+    replied_option_one_count: Count = None
+    replied_option_two_count: Count = None
+    avg_duration: Duration = None
+    success_rate: Duration = None
 
     @property
     def reply_counts(self) -> dict[str, int]:
@@ -241,33 +252,34 @@ class CallStats(Incoming):
         counts: dict[str, int] = {}
         for key, value in self.model_dump(exclude_none=True).items():
             if isinstance(value, dict):
-                for digit, count in value.items():
+                for digit, raw in value.items():
                     digit = _NUMBER_WORDS.get(str(digit).lower(), str(digit))
-                    if digit in REPLY_DIGITS and _is_count(count):
-                        counts[digit] = int(count)
-            elif (match := _OPTION_COUNT.match(key)) and _is_count(value):
+                    if digit in REPLY_DIGITS and (n := count(raw)) is not None:
+                        counts[digit] = n
+            elif (match := _OPTION_COUNT.match(key)) and (n := count(value)) is not None:
                 digit = _NUMBER_WORDS.get(match.group(1), match.group(1))
                 if digit in REPLY_DIGITS:
-                    counts[digit] = int(value)
+                    counts[digit] = n
         return dict(sorted(counts.items()))
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int | float) or (isinstance(value, str) and value.isdigit())
 
 
 class RequestCall(Incoming):
     """One call's result, as in the callback's `request_calls` and the workflow-calls listing."""
 
-    model_config = ConfigDict(coerce_numbers_to_str=True)
-
-    id: str
-    status: str
-    phone_number: str
+    id: OptionalId = None
+    status: Word = ""
+    phone_number: Phone = None
     user_tag_identifiers: dict[str, Any] = Field(default_factory=dict)
-    call_result_duration: int | float | None = None
-    call_result_options_selected: str | None = None
+    call_result_duration: Duration = None
+    call_result_options_selected: Keys = None
     created_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tags_or_nothing(cls, value: Any) -> Any:
+        if isinstance(value, dict) and not isinstance(value.get("user_tag_identifiers"), dict):
+            return {**value, "user_tag_identifiers": {}}
+        return value
 
 
 # Statuses that mean "not over yet" (Intron documents only COMPLETED; these are
@@ -315,18 +327,26 @@ def stats_from_calls(calls: list[RequestCall]) -> CallStats:
 class CompletionCallback(Incoming):
     """What Intron POSTs to a workflow's `call_back_url` when a request completes."""
 
-    request_id: str
-    status: str
-    integrator_id: str | None = None
+    request_id: Ref
+    status: Word  # required: it says whether the request is over
+    integrator_id: OptionalId = None
     stats: CallStats = Field(default_factory=CallStats)
     request_calls: list[RequestCall] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stats_or_none(cls, value: Any) -> Any:
+        # Statistics are only shown; a malformed block must not lose the calls' results.
+        if isinstance(value, dict) and not isinstance(value.get("stats", {}), dict):
+            return {**value, "stats": {}}
+        return value
 
 
 class WorkflowRequest(Incoming):
     """One item of `GET /workflows/{id}/requests`: a batch and its statistics."""
 
     id: str = Field(validation_alias=AliasChoices("id", "batch_id", "request_id"))
-    status: str | None = None
+    status: Word = ""
     stats: CallStats | None = None
     created_at: datetime | None = None
 
@@ -334,7 +354,7 @@ class WorkflowRequest(Incoming):
 class WorkflowCall(RequestCall):
     """One item of `GET /workflows/{id}/calls`."""
 
-    batch_id: str | None = None
+    batch_id: OptionalId = None
 
 
 class Page(Incoming, Generic[T]):

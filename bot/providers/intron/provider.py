@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from bot.input import templates
+from bot.providers import fields
 from bot.providers.base import (
     BadCallback,
     BeforeSend,
@@ -54,6 +55,9 @@ CAPABILITIES = Capabilities(
     workflow_kinds=("robocall", "conversation"),
     listings=True,
     quota_note="Intron allows 6 workflow requests a minute and 60 an hour",
+    # Intron documents no limit on `workflow_params`. 1,000 keeps a batch's completion
+    # callback near 350 KB and its calls listing to 10 pages of 100.
+    max_batch=1_000,
 )
 
 # Under these keys of each recipient's `user_tag_identifiers` travel our request
@@ -219,8 +223,8 @@ class IntronProvider:
                 ProviderRequest(
                     ref=item.id,
                     status=item.status,
-                    total=item.stats.total_calls if item.stats else 0,
-                    answered=item.stats.completed_calls if item.stats else 0,
+                    total=(item.stats.total_calls or 0) if item.stats else 0,
+                    answered=(item.stats.completed_calls or 0) if item.stats else 0,
                     success_rate=item.stats.success_rate if item.stats else None,
                     avg_duration=item.stats.avg_duration if item.stats else None,
                     created_at=item.created_at,
@@ -293,9 +297,9 @@ def read_callback(body: bytes | str) -> CallbackReport:
         errors = exc.errors()
         if any(e["type"] == "json_invalid" for e in errors):
             raise BadCallback(400, "body is not JSON") from None
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
-        raise BadCallback(422, f"not a completion callback: {fields}") from None
-    tags = {str(c.user_tag_identifiers.get(REFERENCE_TAG, "")) for c in callback.request_calls}
+        where = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
+        raise BadCallback(422, f"not a completion callback: {where}") from None
+    tags = {fields.tag(c.user_tag_identifiers.get(REFERENCE_TAG)) for c in callback.request_calls}
     return CallbackReport(
         provider_ref=callback.request_id,
         request_ids=frozenset(tags - {""}),
@@ -327,7 +331,7 @@ def call_request(order: Order) -> models.CallRequest:
 
 
 def _update(call: models.RequestCall) -> CallUpdate:
-    tag = str(call.user_tag_identifiers.get(RECIPIENT_TAG, ""))
+    tag = fields.tag(call.user_tag_identifiers.get(RECIPIENT_TAG))
     return CallUpdate(
         outcome=outcome_of(call.status),
         provider_status=call.status,
