@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from bot.core.retry import PROVIDER_RETRIES
 from bot.providers.intron.client import IntronClient
 from bot.providers.intron.sandbox import SandboxConfig, SandboxState, create_sandbox_app
 from bot.serving import RunningServer, start_server
+from tests.support.fake_slack import FakeSlack
 from tests.support.fixtures import fake_slack
 
 __all__ = ["fake_slack"]  # a fixture, re-exported for every test module
@@ -101,3 +103,15 @@ async def receiver() -> AsyncIterator[CallbackReceiver]:
     rec.server = await start_server(app)
     yield rec
     await rec.server.stop()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, fake_slack: FakeSlack, sandbox: Sandbox) -> AsyncIterator[Any]:
+    """The app (web process and a worker) against the fake Slack and the sandbox; modules
+    that need other settings define their own."""
+    from tests.harness import Harness  # here: tests.harness imports this module
+
+    app = Harness(tmp_path, fake_slack, sandbox)
+    await app.start()
+    yield app
+    await app.stop()

@@ -222,17 +222,16 @@ async def test_a_10000_recipient_request_records_every_result(
     every result recorded from the parts' callbacks."""
     sandbox.state.config.callback_delay = 0.05
     numbers = [f"+23480{n:08d}" for n in range(10_000)]
-    record, created = harness.running.service.accept(
-        CallOrder(
-            workflow="Reminder",
-            recipients=[Recipient(n, {"name": "A"}) for n in numbers],
-            voice=None,
-            requested_by="U1",
-            channel="C1",
-            source="test",
-            idempotency_key="big-1",
-        )
+    order = CallOrder(
+        workflow="Reminder",
+        recipients=[Recipient(n, {"name": "A"}) for n in numbers],
+        voice=None,
+        requested_by="U1",
+        channel="C1",
+        source="test",
+        idempotency_key="big-1",
     )
+    record, created = harness.running.service.accept(order)
     assert created
     parts = harness.store.requests.parts(record.id)
     assert [(p.part, p.parts, p.recipient_count) for p in parts] == [
@@ -248,17 +247,7 @@ async def test_a_10000_recipient_request_records_every_result(
     assert max(sandbox.state.numbers_called().values()) == 1
     assert sum(sandbox.state.numbers_called().values()) == 10_000
     # The same order again (a retry) is the same request: nothing more is placed.
-    again, created = harness.running.service.accept(
-        CallOrder(
-            workflow="Reminder",
-            recipients=[Recipient(n, {"name": "A"}) for n in numbers],
-            voice=None,
-            requested_by="U1",
-            channel="C1",
-            source="test",
-            idempotency_key="big-1",
-        )
-    )
+    again, created = harness.running.service.accept(order)
     assert again.id == record.id and not created
 
 

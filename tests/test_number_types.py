@@ -6,8 +6,6 @@ is refused instead of the main line being called."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import phonenumbers
 import pytest
@@ -24,7 +22,6 @@ from bot.providers.intron.provider import CAPABILITIES
 from bot.settings import Settings
 from tests.conftest import Sandbox
 from tests.harness import Harness
-from tests.support.fake_slack import FakeSlack
 
 SETTING = "ALLOWED_NUMBER_TYPES"
 
@@ -321,16 +318,6 @@ def test_what_is_not_an_extension_stays_as_it_was() -> None:
 # --- end to end -------------------------------------------------------------------------
 
 REMINDER = WorkflowCreate(name="Appointment reminder", message="Hello [name].")
-
-
-@pytest.fixture
-async def harness(
-    tmp_path: Path, fake_slack: FakeSlack, sandbox: Sandbox
-) -> AsyncIterator[Harness]:
-    app = Harness(tmp_path, fake_slack, sandbox)
-    await app.start()
-    yield app
-    await app.stop()
 
 
 async def test_a_premium_rate_number_in_the_command_is_refused_and_not_called(

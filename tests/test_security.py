@@ -86,16 +86,6 @@ HEADER_CHARS = string.ascii_letters + string.digits + string.punctuation
 
 
 @pytest.fixture
-async def harness(
-    tmp_path: Path, fake_slack: FakeSlack, sandbox: Sandbox
-) -> AsyncIterator[Harness]:
-    app = Harness(tmp_path, fake_slack, sandbox)
-    await app.start()
-    yield app
-    await app.stop()
-
-
-@pytest.fixture
 async def reminder(harness: Harness) -> Workflow:
     return await harness.create_workflow(REMINDER)
 

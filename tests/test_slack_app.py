@@ -4,7 +4,6 @@ the sandbox plays Intron over a socket, SQLite is a real file."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -31,18 +30,6 @@ REMINDER = WorkflowCreate(
     include_reply=True,
     response_options={"1": "Confirm", "2": "Cancel"},
 )
-
-
-@pytest.fixture
-async def harness(
-    tmp_path: Path,
-    fake_slack: FakeSlack,
-    sandbox: Sandbox,
-) -> AsyncIterator[Harness]:
-    app = Harness(tmp_path, fake_slack, sandbox)
-    await app.start()
-    yield app
-    await app.stop()
 
 
 @pytest.fixture

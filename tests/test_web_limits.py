@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -28,7 +27,6 @@ from bot.serving import RunningServer, start_server
 from bot.web.connections import LINGER
 from bot.web.limits import read_body
 from bot.web.slack_events import MAX_SLACK_BYTES
-from tests.conftest import Sandbox
 from tests.harness import Harness
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import slash_command
@@ -44,16 +42,6 @@ ACTING_METHODS = {
     "chat.update",
 }
 HUNDRED_MB = 100 * 1024 * 1024
-
-
-@pytest.fixture
-async def harness(
-    tmp_path: Path, fake_slack: FakeSlack, sandbox: Sandbox
-) -> AsyncIterator[Harness]:
-    app = Harness(tmp_path, fake_slack, sandbox)
-    await app.start()
-    yield app
-    await app.stop()
 
 
 def acting_calls(fake: FakeSlack) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,16 +25,6 @@ from tests.support.slack_requests import (
     static_select_value,
 )
 from tests.test_slack_app import command, modal_values, submit
-
-
-@pytest.fixture
-async def harness(
-    tmp_path: Path, fake_slack: FakeSlack, sandbox: Sandbox
-) -> AsyncIterator[Harness]:
-    app = Harness(tmp_path, fake_slack, sandbox)
-    await app.start()
-    yield app
-    await app.stop()
 
 
 def form(

@@ -349,48 +349,30 @@ class CallService:
         provider that is not enabled."""
         provider = self.providers.get(provider_id)
         report = provider.read_callback(body)
-        raw = body.decode("utf-8", "replace")
+
+        def log(outcome: CallbackOutcome, record: RequestRecord | None) -> int:
+            return self.requests.log_callback(
+                provider=provider_id,
+                body=body.decode("utf-8", "replace"),
+                outcome=outcome,
+                ref=report.provider_ref,
+                request_id=record.id if record else None,
+                source="callback",
+            )
+
         try:
             record = self.match(provider_id, report)
         except CallbackConflict:
-            self.requests.log_callback(
-                provider=provider_id,
-                body=raw,
-                outcome=CallbackOutcome.CONFLICT,
-                ref=report.provider_ref,
-                request_id=None,
-                source="callback",
-            )
+            log(CallbackOutcome.CONFLICT, None)
             return CallbackOutcome.CONFLICT, None
         if record is None:
-            self.requests.log_callback(
-                provider=provider_id,
-                body=raw,
-                outcome=CallbackOutcome.UNKNOWN_REQUEST,
-                ref=report.provider_ref,
-                request_id=None,
-                source="callback",
-            )
+            log(CallbackOutcome.UNKNOWN_REQUEST, None)
             return CallbackOutcome.UNKNOWN_REQUEST, None
         if record.status == RequestStatus.COMPLETED:
-            self.requests.log_callback(
-                provider=provider_id,
-                body=raw,
-                outcome=CallbackOutcome.DUPLICATE,
-                ref=report.provider_ref,
-                request_id=record.id,
-                source="callback",
-            )
+            log(CallbackOutcome.DUPLICATE, record)
             return CallbackOutcome.DUPLICATE, record
         with self.store.write():
-            callback_id = self.requests.log_callback(
-                provider=provider_id,
-                body=raw,
-                outcome=CallbackOutcome.ACCEPTED,
-                ref=report.provider_ref,
-                request_id=record.id,
-                source="callback",
-            )
+            callback_id = log(CallbackOutcome.ACCEPTED, record)
             self.jobs.add(NewJob(APPLY_CALLBACK, {"callback_id": callback_id}, lane=RESULTS_LANE))
         return CallbackOutcome.ACCEPTED, record
 
