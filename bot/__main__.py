@@ -3,17 +3,28 @@
 `run` is what `make run` and the Docker image start: the web process and one
 worker, as two child processes, stopped together on Ctrl-C or SIGTERM (and
 together when either one stops).
+
+Before anything starts, `run` and `serve` check the settings: a required one
+unset, or still holding .env.example's placeholder, stops start-up naming it;
+the bot token is shown to Slack (`auth.test`), once, and a token Slack refuses
+stops start-up too. Once the web process listens it says where, and which URLs
+to paste into the Slack app's settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import uvicorn
 from pydantic import ValidationError
@@ -27,13 +38,32 @@ SETUP_HINT = (
     "(see .env.example)."
 )
 LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s %(message)s"
+SLACK_CHECK_TIMEOUT = 10  # seconds auth.test may take before start-up goes on without it
+# What Slack answers auth.test with when the token itself is refused.
+REFUSED_TOKEN = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+    }
+)
+# `run` starts its web process with this, having checked the token itself.
+CHECKED = "--slack-checked"
+
+log = logging.getLogger("bot")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bot")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="the web process and a worker, stopped together")
-    commands.add_parser("serve", help="the web process: Slack and provider callbacks")
+    serve_command = commands.add_parser(
+        "serve", help="the web process: Slack and provider callbacks"
+    )
+    serve_command.add_argument(CHECKED, action="store_true", help=argparse.SUPPRESS)
     commands.add_parser("worker", help="a worker: runs the jobs the web process stores")
     sandbox = commands.add_parser("sandbox", help="serve a provider's sandbox API")
     sandbox.add_argument("--provider", default="intron", choices=["intron"])
@@ -53,8 +83,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     settings = _settings_or_exit()
     if args.command == "run":
+        _set_process_name("run")
+        check_slack_token(settings)
         sys.exit(run_both())
     if args.command == "serve":
+        if not args.slack_checked:
+            check_slack_token(settings)
         serve(settings)
     else:
         from bot.app import run_worker
@@ -82,10 +116,64 @@ def _settings_or_exit() -> Settings:
         )
         if secret is not None
     )
-    if missing := settings.missing_for_slack():
+    if missing := settings.missing():
         lines = "\n".join(f"  - {item}" for item in missing)
         sys.exit(f"Cannot start: these settings are missing:\n{lines}\n{SETUP_HINT}")
     return settings
+
+
+def check_slack_token(settings: Settings) -> None:
+    """Show the bot token to Slack (`auth.test`) and say whose it is. A token Slack refuses
+    stops start-up; Slack out of reach is only a warning (the app retries its calls)."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    assert settings.slack_bot_token is not None  # _settings_or_exit saw to it
+    quiet = logging.getLogger("bot.startup.slack_sdk")  # its own error line would repeat ours
+    quiet.setLevel(logging.CRITICAL)
+    client = WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=SLACK_CHECK_TIMEOUT,
+        retry_handlers=[],
+        logger=quiet,
+    )
+    try:
+        auth = client.auth_test()
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or exc.response.status_code)
+        if error in REFUSED_TOKEN:
+            sys.exit(
+                f"Cannot start: Slack refused SLACK_BOT_TOKEN ({error}): it is not a "
+                "current bot token of an installed Slack app. Copy the Bot User OAuth Token "
+                "(xoxb-…) again from your Slack app's page under OAuth & Permissions "
+                "(install or reinstall the app to your workspace if it is not there), "
+                "and put it in .env."
+            )
+        log.warning(
+            "could not check SLACK_BOT_TOKEN: Slack answered auth.test with %s; starting anyway",
+            error,
+        )
+        return
+    except (SlackClientError, OSError, ValueError) as exc:
+        log.warning(
+            "could not reach Slack at %s to check SLACK_BOT_TOKEN (%s); starting anyway",
+            settings.slack_api_url,
+            exc.__class__.__name__ if not str(exc) else exc,
+        )
+        return
+    log.info(
+        "Slack: SLACK_BOT_TOKEN is the bot user @%s of the workspace %r (%s, %s)",
+        auth.get("user"),
+        auth.get("team"),
+        auth.get("url"),
+        auth.get("team_id"),
+    )
+    if not auth.get("bot_id"):
+        log.warning(
+            "SLACK_BOT_TOKEN is not a bot token (xoxb-…): use the Bot User OAuth Token from "
+            "OAuth & Permissions"
+        )
 
 
 def serve(settings: Settings) -> None:
@@ -94,22 +182,12 @@ def serve(settings: Settings) -> None:
     from bot.web.connections import raise_open_files_limit, server_options
 
     _set_process_name("web")
-    log = logging.getLogger("bot")
     # Room for the connection bound (bot/web/connections.py) above the usual 1,024.
     open_files = raise_open_files_limit()
     if settings.uses_sandbox:
         log.warning("no provider key is set: using the built-in sandbox; no real calls are placed")
     options = server_options()
-    log.info(
-        "listening on %s:%d (at most %d connections, %d open files); "
-        "Slack's request URL: %s/slack/events",
-        settings.host,
-        settings.port,
-        options["limit_concurrency"],
-        open_files,
-        settings.public_url.rstrip("/"),
-    )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -119,13 +197,146 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=5,
         **options,  # request deadline, connection bound, keep-alive, header size
     )
+    limits = f"at most {options['limit_concurrency']} connections, {open_files} open files"
+    lines = startup_lines(settings, _callback_token(settings), limits)
+    server = _AnnouncingServer(config, lambda: _announce(lines))
+    # Ctrl-C: uvicorn stops cleanly, then raises it again (uvicorn.run swallows it too).
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()  # what uvicorn.run does, with the announcement once it listens
+    if not server.started:
+        sys.exit(3)  # uvicorn's own code for "could not start"
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, which says `announce` once it listens and the app has started."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._announce()
+
+
+def _announce(lines: list[tuple[int, str]]) -> None:
+    for level, line in lines:
+        log.log(level, "%s", line)
+
+
+def _callback_token(settings: Settings) -> str:
+    """The provider callbacks' token: CALLBACK_TOKEN, or the one kept in the database (made
+    now on a first start, as the runtime would)."""
+    from bot.store import Store
+
+    store = Store(settings.database_path)
+    try:
+        configured = settings.callback_token
+        return store.meta.token(
+            "callback_token", configured.get_secret_value() if configured else None
+        )
+    finally:
+        store.close()
+
+
+def startup_lines(
+    settings: Settings, callback_token: str, limits: str = ""
+) -> list[tuple[int, str]]:
+    """What the web process says once it listens (level, line): where, the URLs to paste
+    into the Slack app's settings, and where providers call back, its token masked."""
+    public = settings.public_url.rstrip("/")
+    here = f"http://{_url_host(settings.host)}:{settings.port}"
+    where = here if here == settings.local_url else f"{here}, on this machine {settings.local_url}"
+    lines = [(logging.INFO, f"listening on {where}" + (f" ({limits})" if limits else ""))]
+    events = f"{public}/slack/events"
+    callbacks = f"{public}/callbacks/intron/{mask(callback_token)}"
+    socket_mode = settings.slack_app_token is not None
+    if socket_mode:
+        lines += [
+            (
+                logging.INFO,
+                "Socket Mode (SLACK_APP_TOKEN is set): Slack needs no request URL; "
+                "provider callbacks still need PUBLIC_URL to reach this app",
+            ),
+        ]
+    else:
+        lines += [
+            (
+                logging.INFO,
+                f"Slack app → Event Subscriptions → Request URL: {events} "
+                "(re-verify it there now that the app is up)",
+            ),
+            (logging.INFO, f"Slack app → Interactivity & Shortcuts → Request URL: {events}"),
+            (logging.INFO, f"Slack app → Slash Commands → /robocall → Request URL: {events}"),
+        ]
+    who = "the built-in sandbox" if settings.uses_sandbox else "Intron"
+    lines.append((logging.INFO, f"provider callbacks ({who} calls back): POST {callbacks}"))
+    unreachable = _is_local(public)
+    if unreachable and not socket_mode:
+        lines.append(
+            (
+                logging.WARNING,
+                f"PUBLIC_URL is {public}, which Slack cannot reach: start a tunnel to "
+                f"{settings.local_url} (e.g. `cloudflared tunnel --url {settings.local_url}`) "
+                "and set PUBLIC_URL to its https address, or use Socket Mode (SLACK_APP_TOKEN)",
+            )
+        )
+    if unreachable and _port(public) != settings.port:
+        lines.append(
+            (
+                logging.WARNING,
+                f"PUBLIC_URL is {public}, but this app listens on port {settings.port}: "
+                "unless something forwards that port here, provider callbacks sent there "
+                "are lost",
+            )
+        )
+    if unreachable and not settings.uses_sandbox:
+        lines.append(
+            (
+                logging.WARNING,
+                f"PUBLIC_URL is {public}, which Intron cannot reach: its results will not "
+                "come back until PUBLIC_URL is a public https address of this app",
+            )
+        )
+    return lines
+
+
+def mask(token: str) -> str:
+    """A token shown without giving it away: at most its first 4 characters (a third of
+    a short one), then `…`."""
+    return token[: min(4, len(token) // 3)] + "…"
+
+
+def _port(url: str) -> int | None:
+    parts = urlsplit(url)
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a port that is not a number
+        return None
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _is_local(url: str) -> bool:
+    """True for a URL only this machine can reach (localhost, a loopback address, none)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("", "localhost") or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def run_both() -> int:
     """Start `serve` and `worker` as children; stop both when either stops or on a signal."""
     children = [
-        subprocess.Popen([sys.executable, "-m", "bot", role], preexec_fn=_die_with_parent)
-        for role in ("serve", "worker")
+        subprocess.Popen([sys.executable, "-m", "bot", *role], preexec_fn=_die_with_parent)
+        for role in (("serve", CHECKED), ("worker",))
     ]
     stopping = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -54,9 +55,23 @@ class Settings(BaseSettings):
     intron_timeout: float = 15.0  # seconds to wait for Intron's answer (connect: 5)
     sandbox_callback_delay: float = 2.0  # seconds before the sandbox reports results
     reconcile_after: float = 600.0  # seconds a request may wait for results before we look
+    confirm_above: int = Field(25, ge=0)  # a send to more recipients asks to confirm first
     job_lease: float = 30.0  # seconds a worker holds a job before another may take it over
     worker_lanes: str = "calls=8,results=8,slack=16,default=4"  # jobs run at once, per lane
     worker_nice: int = 10  # the worker yields the CPU to the web process, which answers Slack
+
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "intron_api_key",
+        "callback_token",
+        mode="before",
+    )
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        """`SLACK_APP_TOKEN=` (an example line emptied) means unset, not an empty token."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("allowed_user_ids", "allowed_channel_ids", "admin_user_ids", mode="before")
     @classmethod
@@ -81,18 +96,43 @@ class Settings(BaseSettings):
         return value
 
     def missing_for_slack(self) -> list[str]:
-        """Each required Slack setting that is not set, with where to find it."""
+        """Each required Slack setting that is not set, or still holds a placeholder such
+        as .env.example's, with where to find it."""
         missing = []
-        if not _secret(self.slack_bot_token):
+        if not _filled(self.slack_bot_token):
             missing.append(
-                "SLACK_BOT_TOKEN: the Bot User OAuth Token (xoxb-…), on your Slack "
-                "app's page under OAuth & Permissions, after installing the app"
+                f"SLACK_BOT_TOKEN{_why(self.slack_bot_token)}: the Bot User OAuth Token "
+                "(xoxb-…), on your Slack app's page under OAuth & Permissions, after "
+                "installing the app"
             )
-        if not _secret(self.slack_app_token) and not _secret(self.slack_signing_secret):
+        if self.slack_app_token is not None and not _filled(self.slack_app_token):
             missing.append(
-                "SLACK_SIGNING_SECRET: on your Slack app's page under Basic "
-                "Information → App Credentials (or set SLACK_APP_TOKEN, xapp-…, "
-                "to use Socket Mode instead)"
+                f"SLACK_APP_TOKEN{_why(self.slack_app_token)}: for Socket Mode, an app-level "
+                "token (xapp-…) with connections:write, on your Slack app's page under Basic "
+                "Information → App-Level Tokens; or remove the line to use SLACK_SIGNING_SECRET "
+                "and PUBLIC_URL/slack/events instead"
+            )
+        elif self.slack_app_token is None and not _filled(self.slack_signing_secret):
+            missing.append(
+                f"SLACK_SIGNING_SECRET{_why(self.slack_signing_secret)}: on your Slack app's "
+                "page under Basic Information → App Credentials (or set SLACK_APP_TOKEN, "
+                "xapp-…, to use Socket Mode instead)"
+            )
+        return missing
+
+    def missing(self) -> list[str]:
+        """`missing_for_slack`, and any other secret setting that still holds a placeholder
+        (unset, those have working defaults)."""
+        missing = self.missing_for_slack()
+        if self.intron_api_key is not None and not _filled(self.intron_api_key):
+            missing.append(
+                f"INTRON_API_KEY{_why(self.intron_api_key)}: your Intron API key; or remove "
+                "the line to use the built-in sandbox (no real calls are placed)"
+            )
+        if self.callback_token is not None and not _filled(self.callback_token):
+            missing.append(
+                f"CALLBACK_TOKEN{_why(self.callback_token)}: a long random string of your "
+                "own; or remove the line to have one generated and kept in the database"
             )
         return missing
 
@@ -124,3 +164,28 @@ class Settings(BaseSettings):
 
 def _secret(value: SecretStr | None) -> str:
     return value.get_secret_value().strip() if value is not None else ""
+
+
+# What an example value looks like rather than a real one: `xoxb-your-bot-token`,
+# `your-signing-secret`, `xoxb-...`, `…`, `changeme`, `<token>`, or a bare prefix (`xapp-`).
+# Real Slack tokens and secrets, Intron keys and generated tokens never contain these.
+PLACEHOLDER = re.compile(
+    r"your[-_ ]|\.\.\.|…|change[-_ ]?me|replace[-_ ]?me|<[^>]*>|^x(?:ox[a-z]|app)-$",
+    re.IGNORECASE,
+)
+
+
+def is_placeholder(value: str) -> bool:
+    """True when `value` is an example's stand-in (such as .env.example's), not a value."""
+    return bool(PLACEHOLDER.search(value.strip()))
+
+
+def _filled(value: SecretStr | None) -> bool:
+    """Set to something that is not a placeholder."""
+    secret = _secret(value)
+    return bool(secret) and not is_placeholder(secret)
+
+
+def _why(value: SecretStr | None) -> str:
+    """How a setting that is not `_filled` is wrong, to follow its name."""
+    return " (still the example's placeholder)" if _secret(value) else ""
