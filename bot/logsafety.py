@@ -17,7 +17,10 @@ from pydantic import BaseModel, SecretStr
 from bot.input import phones
 
 SLACK_TOKEN = re.compile(r"\bx(?:ox[abposr]|app)-[A-Za-z0-9-]+")
-PHONE = re.compile(r"(?:\+|%2B)(\d[\d ]{6,18}\d)", re.IGNORECASE)  # also URL-encoded
+# Also URL-encoded. No upper bound: a capped match would stop inside a longer run of
+# digits and leave its tail, a number's last digits, in the clear. Masking too much
+# is safe.
+PHONE = re.compile(r"(?:\+|%2B)(\d[\d ]{6,}\d)", re.IGNORECASE)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
