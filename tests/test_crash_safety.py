@@ -333,7 +333,7 @@ async def test_killed_between_a_failure_and_its_slack_update(app: AppProcesses) 
     assert len(parent) == 1
     shown = app.fake.updates("C1", parent[0].params.get("ts") or reply[0].params["thread_ts"])
     final = (shown[-1] if shown else parent[0]).all_text()
-    assert "Failed: nobody was called" in final
+    assert "failed, nobody was called" in final
     assert app.box.state.requests_seen["place_calls"] == 1
 
 

@@ -98,7 +98,7 @@ async def test_a_callback_for_a_request_still_being_submitted(
     assert store.requests.get(record.id).status == RequestStatus.COMPLETED
     ts = harness.slack_store.message(record.id).ts
     assert sum("Results for" in m.all_text() for m in harness.fake.thread("C1", ts)) == 1
-    assert "Completed" in harness.fake.updates("C1", ts)[-1].all_text()
+    assert "completed, " in harness.fake.updates("C1", ts)[-1].all_text()
 
 
 async def test_callbacks_out_of_order(harness: Harness, sandbox: Sandbox) -> None:
@@ -257,7 +257,7 @@ async def test_slack_429s_and_5xx_lose_nothing_and_keep_order(
         # The parent shows the latest state when it is posted, so a late parent needs
         # no edit: the final state is in the last edit, or else in the parent itself.
         edits = fake.updates("C1", ts)
-        assert "Completed" in (edits[-1] if edits else parents[0]).all_text()
+        assert "completed, " in (edits[-1] if edits else parents[0]).all_text()
     assert fake.rejections(), "the fake was expected to push back"
     methods = [r.method for r in fake.rejected if r.status == 429]
     assert methods, "no 429 was exercised"
@@ -296,7 +296,7 @@ async def test_a_change_while_the_parent_is_being_posted_gets_its_own_edit(
     edits = harness.fake.updates(
         "C1", harness.slack_store.message(store.requests.recent(1)[0].id).ts
     )
-    assert "Failed" in (edits[-1] if edits else parent).all_text()
+    assert "failed, nobody was called" in (edits[-1] if edits else parent).all_text()
 
 
 async def test_pending_slack_work_is_delivered_after_a_restart(

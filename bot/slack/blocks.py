@@ -9,6 +9,7 @@ overrides) from whatever they are given."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
@@ -72,4 +73,29 @@ def number(value: float | None) -> str:
 
 
 def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    """`1 recipient`, `2 recipients`, `1,000 recipients`."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def percent(part: int, whole: int) -> str:
+    """`80%` (whole numbers: read at a glance), `<1%` for a few among many."""
+    if whole <= 0:
+        return "n/a"
+    share = 100 * part / whole
+    return "<1%" if 0 < share < 1 else f"{int(share + 0.5)}%"  # half up, as people round
+
+
+def when(iso: str | None) -> str:
+    """A stored ISO time as Slack shows dates, in the reader's own time zone:
+    `<!date^1714557600^{date_short_pretty} {time}|2024-05-01 10:00 UTC>` (the text after
+    `|` is for clients that cannot); '' for no time or one that cannot be read."""
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"

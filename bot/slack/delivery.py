@@ -13,6 +13,10 @@ is delivered then.
 The parent message is rendered when it is delivered, from the request's state
 at that moment, so edits coalesce: a burst of changes becomes one edit showing
 the latest (the `dedupe` key of a parent or edit job).
+
+The results are one reply in the thread; a request with more calls than the reply
+lists (`views.INLINE_CALLS`) also gets them as a CSV file there (files_upload_v2,
+scope `files:write`), counted as the results' last part so it is shared once.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.jobs import Job, NewJob, RetryLater
@@ -55,6 +59,8 @@ PERMANENT = {
     "cannot_dm_bot",
 }
 CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
+# Slack errors that say "try again later" even in an answer of HTTP 200.
+TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 
 
 def post_job(
@@ -140,23 +146,54 @@ class Delivery:
         return None
 
     async def _results(self, record: Any, channel: str, ts: str) -> None:
-        """The results, rendered from the calls as stored, message by message; a retry
-        after a failure part way goes on from the first message not yet posted."""
+        """The results, rendered from the calls as stored: the summary reply, then, for a
+        request too large to list its calls in the thread, the calls as a CSV file. Each
+        part is recorded once Slack took it (the CSV is the last part), so a retry after
+        a failure part way goes on from the first part not yet in the thread."""
         requests = self.ctx.service.requests
         workflow = self.ctx.store.workflows.get(record.workflow_id or "")
-        parts = views.results_messages(
-            record,
-            requests.calls(record.id, limit=views.MAX_CALL_LINES),
-            workflow,
-            requests.stats(record.id),
-        )
         store = self.ctx.slack_store
-        for index in range(store.results_posted(record.id), len(parts)):
+        posted = store.results_posted(record.id)
+        listed = views.lists_calls(record)  # else every call goes into the CSV
+        calls = requests.calls(record.id, limit=views.INLINE_CALLS if listed else None)
+        parts = views.results_messages(record, calls, workflow, requests.stats(record.id))
+        for index in range(posted, len(parts)):
             part = parts[index]
             await self.client.chat_postMessage(
                 channel=channel, thread_ts=ts, text=part.text, blocks=part.blocks
             )
             store.result_posted(record.id, index + 1)
+        csv_file = views.results_csv(record, calls, workflow)
+        if csv_file is not None and posted <= len(parts):
+            await self._upload(csv_file, channel, ts)
+            store.result_posted(record.id, len(parts) + 1)
+
+    async def _upload(self, csv_file: views.CsvFile, channel: str, ts: str) -> None:
+        """The CSV into the thread (`files:write`). If Slack refuses it for good (no
+        scope, the bot not in the channel), the thread says so instead: the job must
+        not be retried for ever, and the summary promised a file."""
+        try:
+            await self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=ts,
+                filename=csv_file.filename,
+                title=csv_file.title,
+                content=csv_file.content,
+            )
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error") or f"HTTP {status}")
+            if status == 429 or status >= 500:
+                raise  # waited out (429) or retried (5xx) as any message
+            if error in TRANSIENT:
+                raise ConnectionError(f"Slack could not take the file ({error})") from None
+            log.warning("slack refused the calls' CSV in %s: %s", channel, error)
+            refusal = views.csv_failed_reply(error)
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=ts, text=refusal.text, blocks=refusal.blocks
+            )
+        except SlackRequestError as exc:  # the upload URL answered other than 200
+            raise ConnectionError(f"Slack's file upload failed ({type(exc).__name__})") from None
 
     def _parent(self, record: Any) -> views.Message:
         ctx = self.ctx

@@ -69,7 +69,8 @@ class SlackStore:
         return row[0] if row else 0
 
     def result_posted(self, request_id: str, count: int) -> None:
-        """`count` of the request's results messages are in its thread now."""
+        """`count` of the request's results parts are in its thread now: its results
+        messages, then (for a request too large to list its calls) the CSV file."""
         with self.db.write():
             self.db.execute(
                 "UPDATE slack_messages SET results_posted = ? WHERE request_id = ?",

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from bot.serving import RunningServer, start_server
@@ -33,6 +33,9 @@ Answer = Callable[["SlackCall"], JsonDict]
 T = TypeVar("T")
 
 RESPONSE_URL_METHOD = "response_url"
+# The POST of a file's bytes to the `upload_url` files.getUploadURLExternal gave
+# (files_upload_v2's second step), recorded under this name; faults can target it too.
+UPLOAD_METHOD = "files.upload_url"
 MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.update"})
 VIEW_METHODS = ("views.open", "views.push", "views.update", "views.publish")
 
@@ -76,6 +79,32 @@ class SlackCall:
     def all_text(self) -> str:
         """The `text` parameter and every text found in blocks, attachments and views."""
         return "\n".join(_texts(self.params))
+
+
+@dataclass(frozen=True)
+class SlackFile:
+    """A file shared with files_upload_v2: files.getUploadURLExternal, the bytes POSTed
+    to its upload URL, then files.completeUploadExternal naming where it goes."""
+
+    id: str
+    filename: str
+    title: str | None
+    content: bytes
+    channel: str | None
+    thread_ts: str | None
+    initial_comment: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The content as text (UTF-8, a byte-order mark dropped)."""
+        return self.content.decode("utf-8-sig", errors="replace")
+
+
+@dataclass
+class _Upload:
+    filename: str
+    length: int
+    content: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -153,9 +182,11 @@ class FakeSlack:
             routes=[
                 Route("/api/{method}", self._api_endpoint, methods=["GET", "POST"]),
                 Route("/response/{response_id}", self._response_endpoint, methods=["POST"]),
+                Route("/upload/{file_id}", self._upload_endpoint, methods=["POST"]),
             ]
         )
         self._server: RunningServer | None = None
+        self._base_url = ""
         self._answers = self._builtin_answers()
         self.rejected: list[Rejection] = []
         self._reset_config()
@@ -184,6 +215,9 @@ class FakeSlack:
         self._home_view_ids: dict[str, str] = {}
         self._messages: dict[tuple[str, str], JsonDict] = {}
         self._joined: set[str] = set()
+        self._file_seq = itertools.count(1)
+        self._uploads: dict[str, _Upload] = {}
+        self._files: list[SlackFile] = []
 
     # ---- serving
 
@@ -278,6 +312,16 @@ class FakeSlack:
             if channel is None or c.params.get("channel") == channel
         ]
 
+    def files(self, channel: str | None = None, thread_ts: str | None = None) -> list[SlackFile]:
+        """Files shared (files.completeUploadExternal) in order, optionally only those in
+        one channel, or in one thread of it."""
+        return [
+            f
+            for f in self._files
+            if (channel is None or f.channel == channel)
+            and (thread_ts is None or f.thread_ts == thread_ts)
+        ]
+
     def thread(self, channel: str, ts: str) -> list[SlackCall]:
         """Messages posted in `channel` as replies in the thread of `ts`."""
         return [c for c in self.messages(channel) if c.params.get("thread_ts") == ts]
@@ -369,6 +413,9 @@ class FakeSlack:
             params = await _read_params(request)
         except BadBody as exc:
             return JSONResponse({"ok": False, "error": str(exc)})
+        # Where the fake is reached (also when its `app` is mounted in another server):
+        # the upload URLs it hands out point there.
+        self._base_url = str(request.base_url).rstrip("/")
         # Slack takes the token from either place; keep it out of the recorded params.
         param_token = params.pop("token", None)
         token = _bearer_token(request.headers.get("authorization")) or param_token
@@ -385,6 +432,31 @@ class FakeSlack:
         return await self._serve(
             _Request(RESPONSE_URL_METHOD, params, None, response_id, needs_auth=False)
         )
+
+    async def _upload_endpoint(self, request: Request) -> PlainTextResponse:
+        """A file's bytes, POSTed to the upload URL (no token: the URL is the secret).
+        Answers as files.slack.com does: text/plain `OK - <length>`."""
+        file_id = request.path_params["file_id"]
+        body = await request.body()
+        await self._simulate_latency(UPLOAD_METHOD)
+        now = self.clock()
+        params: JsonDict = {
+            "file_id": file_id,
+            "length": len(body),
+            "content": body.decode("utf-8", errors="replace"),
+        }
+        req = _Request(UPLOAD_METHOD, params, None, needs_auth=False)
+        fault = self._take_fault(UPLOAD_METHOD)
+        if fault is not None:
+            self._reject(req, now, fault.status, fault.error, fault.retry_after)
+            return PlainTextResponse(fault.error, status_code=fault.status)
+        upload = self._uploads.get(file_id)
+        if upload is None:
+            self._reject(req, now, 404, "file_not_found")
+            return PlainTextResponse("file_not_found", status_code=404)
+        upload.content = body
+        self._calls.append(SlackCall(UPLOAD_METHOD, params, None, now))
+        return PlainTextResponse(f"OK - {len(body)}")
 
     async def _serve(self, req: _Request) -> JSONResponse:
         await self._simulate_latency(req.method)
@@ -492,6 +564,8 @@ class FakeSlack:
             "conversations.info": self._conversation_info,
             "conversations.join": self._join_conversation,
             "conversations.open": self._open_conversation,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
 
     def _auth_test(self, call: SlackCall) -> JsonDict:
@@ -605,6 +679,44 @@ class FakeSlack:
             return _error("users_list_not_supplied")
         dm_id = "D" + users.split(",")[0].removeprefix("U")
         return {"ok": True, "channel": {"id": dm_id}}
+
+    def _get_upload_url(self, call: SlackCall) -> JsonDict:
+        filename, length = call.params.get("filename"), call.params.get("length")
+        if not filename or length in (None, ""):
+            return _error("invalid_arguments")
+        file_id = f"F{next(self._file_seq):010d}"
+        self._uploads[file_id] = _Upload(str(filename), int(length))
+        base = self.url if self._server is not None else self._base_url
+        return {"ok": True, "upload_url": f"{base}/upload/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, call: SlackCall) -> JsonDict:
+        p = call.params
+        files = p.get("files")
+        if not isinstance(files, list) or not files:
+            return _error("invalid_arguments")
+        uploads = [(f.get("id"), f, self._uploads.get(str(f.get("id")))) for f in files]
+        if any(upload is None or upload.content is None for _, _, upload in uploads):
+            return _error("file_not_found")  # never announced, or its bytes never came
+        shared = []
+        for file_id, item, upload in uploads:
+            assert upload is not None and upload.content is not None
+            shared.append(
+                SlackFile(
+                    id=str(file_id),
+                    filename=upload.filename,
+                    title=item.get("title"),
+                    content=upload.content,
+                    channel=p.get("channel_id") or p.get("channels"),
+                    thread_ts=p.get("thread_ts"),
+                    initial_comment=p.get("initial_comment"),
+                )
+            )
+            del self._uploads[str(file_id)]
+        self._files += shared
+        return {
+            "ok": True,
+            "files": [{"id": f.id, "name": f.filename, "title": f.title} for f in shared],
+        }
 
     # ---- answer helpers
 
@@ -787,4 +899,4 @@ def _describe(method: str, params: JsonDict, limit: int = 200) -> str:
     return f"{method} {text if len(text) <= limit else text[:limit] + '...'}"
 
 
-__all__ = ["FakeSlack", "RateLimit", "Rejection", "SlackCall", "run_fake_slack"]
+__all__ = ["FakeSlack", "RateLimit", "Rejection", "SlackCall", "SlackFile", "run_fake_slack"]

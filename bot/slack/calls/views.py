@@ -9,39 +9,57 @@ plain_text), in the fallback `text` as in the blocks."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import cache
 
 from pydantic import BaseModel
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
+    ButtonElement,
     DividerBlock,
     InputBlock,
+    MarkdownTextObject,
     Option,
     OptionGroup,
     PlainTextInputElement,
+    SectionBlock,
     StaticSelectElement,
 )
-from slack_sdk.models.blocks.block_elements import ConversationSelectElement
+from slack_sdk.models.blocks.block_elements import ConversationFilter, ConversationSelectElement
 from slack_sdk.models.views import View
 
 from bot.core.models import CallRecord, RequestRecord, RequestStatus, Stats
 from bot.input import phones
 from bot.providers.base import CallOutcome, Voice, Workflow
-from bot.slack.blocks import Message, md, message, note, number, plural, sandbox_blocks
+from bot.slack.blocks import (
+    Message,
+    md,
+    message,
+    note,
+    percent,
+    plural,
+    sandbox_blocks,
+    when,
+)
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
-from bot.text import outside, outside_error, outside_plain
+from bot.text import clip, outside, outside_error, outside_plain
 
 MAX_OPTIONS = 100  # Slack's limit for a static select
-CALLS_PER_MESSAGE = 40  # keeps a section under Slack's 3000 characters
-MAX_CALL_LINES = 400  # beyond this the thread points to /robocall status
+CALLS_PER_MESSAGE = 40  # calls `/robocall status` reads (it shows INLINE_CALLS of them)
+INLINE_CALLS = 20  # up to this many calls are listed in the thread; beyond, a CSV file
+SECTION = 2900  # characters of call lines per section (Slack allows 3,000)
+BAR = 10  # characters of an outcome's bar
 
 # How much of what others wrote is shown, in characters.
 NAME = 150  # a workflow's name (Intron's own limit)
 LABEL = 80  # a keypad reply's meaning
 KEY = 8  # a key pressed, as the provider reports it
 REF = 80  # a provider's id (a batch id)
+SHORT_REF = 8  # a provider's id in a message's footer: enough to tell batches apart
 VOICE = 60
 ERROR = 1000  # an error message
 
@@ -115,14 +133,14 @@ def send_call_modal(
         )
     )
     names = selected.variables if selected else ["name"]
-    example = " ".join(f"{v}=…" for v in names)
+    example = " ".join(f"{v}={EXAMPLE_VALUES.get(v, 'value')}" for v in names)
     blocks.append(
         InputBlock(
             block_id=BlockId.RECIPIENTS,
             label="Recipients",
             hint=f"One per line: an E.164 number, then name=value pairs, e.g. "
-            f"+2348076960623 {example}. A pasted CSV with a header row "
-            f"(phone,{','.join(names)}) works too.",
+            f"+2348076960623 {example} — or a pasted CSV with a header row "
+            f"(phone,{','.join(names)}).",
             element=PlainTextInputElement(
                 action_id=ActionId.RECIPIENTS_INPUT,
                 multiline=True,
@@ -136,8 +154,18 @@ def send_call_modal(
             label="Post updates in",
             element=ConversationSelectElement(
                 action_id=ActionId.CHANNEL_SELECT,
-                initial_conversation=context.channel_id,
+                # A DM (D…) is not offered by the filter, so it is not preselected either.
+                initial_conversation=context.channel_id
+                if _is_channel(context.channel_id)
+                else None,
                 default_to_current_conversation=True,
+                # Channels only: results go to a team's channel, not to a DM with the bot
+                # or a channel shared with another organisation.
+                filter=ConversationFilter(
+                    include=["public", "private"],
+                    exclude_bot_users=True,
+                    exclude_external_shared_channels=True,
+                ),
             ),
         )
     )
@@ -150,6 +178,11 @@ def send_call_modal(
         blocks=blocks,
         private_metadata=context.model_dump_json(),
     )
+
+
+def _is_channel(conversation: str | None) -> bool:
+    """A public (C…) or private (G…, or C… on newer workspaces) channel, not a DM."""
+    return bool(conversation) and conversation[0] in "CG"
 
 
 def voice_option_groups(voices: Sequence[Voice]) -> list[OptionGroup]:
@@ -192,6 +225,13 @@ def keypad_replies(keypad: dict[str, str]) -> str:
 
 
 # ---------------------------------------------------------------- ephemeral answers
+#
+# Placeholders are written as words ("workflow", "rq-…"), never as `<workflow>`: Slack
+# reads `<…>` as a link or a mention, or drops it, even inside backticks.
+
+
+# Example values for the recipients hint, by common variable name ("value" otherwise).
+EXAMPLE_VALUES = {"name": "Ada", "date": "Friday", "day": "Friday", "time": "10:00"}
 
 
 @cache
@@ -200,10 +240,13 @@ def help_message(sandbox: bool) -> Message:
         [
             "*/robocall* — place automated voice calls and follow their results here.",
             "• `/robocall` — open the *Send robo call* form",
-            "• `/robocall call <workflow> <numbers…> [name=value …] [voice=<accent>/<gender>]` — "
-            'call at once, e.g. `/robocall call "Appointment reminder" +2348076960623 '
-            "name=Ada date=Monday voice=igbo/female`",
-            "• `/robocall status <request or batch id>` — what is known about a request",
+            '• `/robocall call "workflow" +234… name=value voice=accent/gender` — call at '
+            "once: the workflow by name (in quotes if it has spaces) or id, one or more "
+            "numbers, then the values its message needs and, if you like, a voice; e.g. "
+            '`/robocall call "Appointment reminder" +2348076960623 name=Ada date=Monday '
+            "voice=igbo/female`",
+            "• `/robocall status rq-…` — what is known about a request, by its request id "
+            "or the provider's batch id",
             "• `/robocall voices` — the premium voices",
             "• `/robocall workflows` — the workflows and the variables they need",
             "• `/robocall help` — this message",
@@ -218,13 +261,19 @@ def help_message(sandbox: bool) -> Message:
 def voices_message(voices: tuple[Voice, ...], sandbox: bool) -> Message:
     by_language: dict[str, list[str]] = defaultdict(list)
     for voice in voices:
-        by_language[voice.language].append(f"`{voice.key}`")
-    lines = [f"• *{language}*: {', '.join(keys)}" for language, keys in by_language.items()]
+        by_language[voice.language].append(f"`{outside(voice.key, VOICE)}`")
+    lines = [
+        f"• *{outside(language, VOICE)}*: {', '.join(keys)}"
+        for language, keys in by_language.items()
+    ]
     return message(
         "Premium voices",
         [
             *sandbox_blocks(sandbox),
-            md("*Premium voices* — use as `voice=<accent>/<gender>`:\n" + "\n".join(lines)),
+            md(
+                "*Premium voices* — add `voice=accent/gender` to `/robocall call`, e.g. "
+                "`voice=igbo/female`:\n" + "\n".join(lines)
+            ),
         ],
     )
 
@@ -268,37 +317,164 @@ def status_message(
     sandbox: bool,
     secrets: Iterable[str],
 ) -> Message:
-    """`/robocall status`: `secrets` are removed from the error shown, if any."""
-    lines = [
-        f"*Request* `{record.id}` — {STATUS_TEXT[record.status]}",
-        f"Workflow *{outside(record.workflow_name, NAME)}* · voice {outside(voice, VOICE)} · "
-        f"{plural(record.recipient_count, 'recipient')} · requested by <@{record.requested_by}> "
-        f"on {record.created_at[:16]}",
-    ]
+    """`/robocall status`: the request as its channel message shows it, with the
+    provider's whole batch id, the error if any (`secrets` removed), and the results."""
+    ids = f"Request `{record.id}`"
     if record.provider_ref:
-        lines.append(f"{provider} batch `{outside(record.provider_ref, REF)}`")
+        ids += f" · {outside(provider, 40)} batch `{outside(record.provider_ref, REF)}`"
+    blocks: list[Block] = [
+        *sandbox_blocks(sandbox),
+        md(headline(record, stats)),
+        _fields(record, voice),
+        note(ids),
+    ]
     if record.error:
-        lines.append(f":warning: {outside_error(record.error, ERROR, secrets)}")
-    blocks: list[Block] = [*sandbox_blocks(sandbox), md("\n".join(lines))]
+        blocks.append(md(f":warning: {outside_error(record.error, ERROR, secrets)}"))
     if record.status == RequestStatus.COMPLETED or stats.total > stats.pending:
         blocks.append(md(results_summary(stats, workflow)))
-        shown = "\n".join(call_line(c, workflow) for c in calls[:CALLS_PER_MESSAGE])
-        if shown:
-            blocks.append(md(shown))
-    return message(f"Request {record.id}: {record.status}", blocks)
+        shown = [call_line(c, workflow) for c in calls[:INLINE_CALLS]]
+        blocks += _sections(shown)
+        if (more := record.recipient_count - len(shown)) > 0:
+            blocks.append(
+                note(f"…and {plural(more, 'more call')}: *View calls* on the request's message.")
+            )
+    return message(headline_text(record, stats), blocks)
+
+
+# ---------------------------------------------------------------- a request's state
+#
+# The same emoji and words wherever a request is shown: its channel message, the
+# notification that message sends, `/robocall status` and the Home tab.
+
+STATE_EMOJI = {
+    RequestStatus.ACCEPTED: ":hourglass_flowing_sand:",
+    RequestStatus.SENDING: ":hourglass_flowing_sand:",
+    RequestStatus.PLACED: ":telephone_receiver:",
+    RequestStatus.COMPLETED: ":white_check_mark:",
+    RequestStatus.FAILED: ":x:",
+    RequestStatus.UNKNOWN: ":grey_question:",
+}
+
+
+def state_words(record: RequestRecord, stats: Stats) -> str:
+    """`96/120 answered (80%)`, `placed, 37/120 results so far`, `failed, nobody was
+    called`…: what a team needs to know first."""
+    total = stats.total or record.recipient_count
+    done = stats.total - stats.pending
+    match record.status:
+        case RequestStatus.ACCEPTED:
+            return "accepted, about to be placed"
+        case RequestStatus.SENDING:
+            return "placing the calls…"
+        case RequestStatus.PLACED if done:
+            return f"placed, {done:,}/{total:,} results so far"
+        case RequestStatus.PLACED:
+            return "placed, waiting for results"
+        case RequestStatus.COMPLETED:
+            return f"{stats.answered:,}/{total:,} answered ({percent(stats.answered, total)})"
+        case RequestStatus.FAILED:
+            return "failed, nobody was called"
+        case _:
+            return "outcome unknown: check before sending again"
+
+
+def _part(record: RequestRecord) -> str:
+    return f" · part {record.part} of {record.parts}" if record.parts > 1 else ""
+
+
+def headline(record: RequestRecord, stats: Stats) -> str:
+    """`:white_check_mark: *Demo reminder* — 96/120 answered (80%)`, as mrkdwn."""
+    name = outside(record.workflow_name, NAME) or "(no name)"
+    emoji = STATE_EMOJI[record.status]
+    return f"{emoji} *{name}*{_part(record)} — {state_words(record, stats)}"
+
+
+def headline_text(record: RequestRecord, stats: Stats) -> str:
+    """The headline for a notification (no bold), saying "completed" when it is."""
+    name = outside(record.workflow_name, NAME) or "(no name)"
+    words = state_words(record, stats)
+    if record.status == RequestStatus.COMPLETED:
+        words = f"completed, {words}"
+    return f"{STATE_EMOJI[record.status]} {name}{_part(record)} — {words}"
+
+
+def _finished_at(record: RequestRecord) -> str | None:
+    if record.status == RequestStatus.COMPLETED:
+        return record.completed_at or record.updated_at
+    if record.status == RequestStatus.FAILED:
+        return record.updated_at
+    return None
+
+
+def _fields(record: RequestRecord, voice: str) -> SectionBlock:
+    """Workflow, voice, recipients, who asked, started and finished: as Slack fields."""
+    fields = [
+        f"*Workflow*\n{outside(record.workflow_name, NAME) or '(no name)'}",
+        f"*Voice*\n{outside(voice, VOICE) or 'provider default'}",
+        f"*To*\n{plural(record.recipient_count, 'recipient')}",
+        f"*Requested by*\n<@{record.requested_by}>",
+    ]
+    if started := when(record.created_at):
+        fields.append(f"*Started*\n{started}")
+    if finished := when(_finished_at(record)):
+        fields.append(f"*Finished*\n{finished}")
+    return SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields])
+
+
+def short_ref(ref: str) -> str:
+    """A provider's id, its first characters: `3f9c2a7b…`, as mrkdwn."""
+    shown = outside(ref[:SHORT_REF], SHORT_REF)
+    return f"{shown}…" if len(ref) > SHORT_REF else shown
+
+
+def did_not_answer(stats: Stats) -> int:
+    """Calls that ended without being answered (no answer, busy, voicemail, failed)."""
+    return stats.total - stats.answered - stats.pending
+
+
+def request_actions(
+    record: RequestRecord, stats: Stats, *, provider: str = "the provider"
+) -> ActionsBlock | None:
+    """The buttons a request's state calls for (each button's value is the request id),
+    or None when there is nothing to do: *View calls* once any call has a result,
+    *Call again* for those who did not answer, *Try again* after a failure, *Check with
+    <provider>* when the outcome is unknown."""
+    value = record.id
+    buttons: list[ButtonElement] = []
+    completed = record.status == RequestStatus.COMPLETED
+    if completed and (missed := did_not_answer(stats)) > 0:
+        buttons.append(
+            ButtonElement(
+                text=f"Call again: {missed:,} who did not answer",
+                action_id=ActionId.REQUEST_CALL_AGAIN,
+                value=value,
+                style="primary",
+            )
+        )
+    if record.status == RequestStatus.FAILED:
+        buttons.append(
+            ButtonElement(
+                text="Try again", action_id=ActionId.REQUEST_TRY_AGAIN, value=value, style="primary"
+            )
+        )
+    if record.status == RequestStatus.UNKNOWN:
+        buttons.append(
+            ButtonElement(
+                text=clip(f"Check with {outside_plain(provider, 40)}", 75),
+                action_id=ActionId.REQUEST_CHECK_NOW,
+                value=value,
+            )
+        )
+    if completed or stats.total > stats.pending:
+        buttons.insert(
+            0, ButtonElement(text="View calls", action_id=ActionId.REQUEST_VIEW_CALLS, value=value)
+        )
+    if not buttons:
+        return None
+    return ActionsBlock(block_id=f"request:{record.id}"[:255], elements=buttons)
 
 
 # ---------------------------------------------------------------- the channel message
-
-
-STATUS_TEXT = {
-    RequestStatus.ACCEPTED: ":hourglass_flowing_sand: Accepted, placing the calls…",
-    RequestStatus.SENDING: ":hourglass_flowing_sand: Placing the calls…",
-    RequestStatus.PLACED: ":telephone_receiver: Placed, waiting for results",
-    RequestStatus.COMPLETED: ":white_check_mark: Completed",
-    RequestStatus.FAILED: ":x: Failed: nobody was called",
-    RequestStatus.UNKNOWN: ":grey_question: Outcome unknown: check before resending",
-}
 
 
 def request_message(
@@ -310,134 +486,273 @@ def request_message(
     provider: str,
     sandbox: bool,
 ) -> Message:
-    """The parent message in the channel, rendered from the request's current state."""
-    status = STATUS_TEXT[record.status]
-    if record.status == RequestStatus.COMPLETED:
-        status += f" — {one_line_summary(stats, workflow)}"
-    elif record.status == RequestStatus.PLACED and stats.total > stats.pending:
-        status += f" ({stats.total - stats.pending} of {stats.total} calls done)"
-    name = outside(record.workflow_name, NAME)
-    part = f" · part {record.part} of {record.parts}" if record.parts > 1 else ""
-    fields = [
-        f"*Robo call* · *{name}*{part}",
-        f"Voice: {outside(voice, VOICE)} · {plural(record.recipient_count, 'recipient')} · "
-        f"requested by <@{record.requested_by}>",
-        f"Status: {status}",
-    ]
+    """The parent message in the channel, rendered from the request's current state:
+    the state first, then the request's fields, its buttons, and the ids in a footer."""
+    blocks: list[Block] = [md(headline(record, stats)), *sandbox_blocks(sandbox)]
+    blocks.append(_fields(record, voice))
+    if actions := request_actions(record, stats, provider=provider):
+        blocks.append(actions)
     ids = f"Request `{record.id}`"
     if record.provider_ref:
-        ids += f" · {provider} batch `{outside(record.provider_ref, REF)}`"
-    blocks: list[Block] = [*sandbox_blocks(sandbox), md("\n".join(fields)), note(ids)]
-    return message(f"Robo call {name}: {record.status}", blocks)
+        ids += f" · {outside(provider, 40)} batch `{short_ref(record.provider_ref)}`"
+    blocks.append(note(ids))
+    return message(headline_text(record, stats), blocks)
 
 
 def failure_reply(record: RequestRecord, secrets: Iterable[str]) -> Message:
     """The thread reply saying why the request failed; `secrets` are removed from it."""
-    icon = ":grey_question:" if record.status == RequestStatus.UNKNOWN else ":x:"
+    unknown = record.status == RequestStatus.UNKNOWN
+    icon = STATE_EMOJI[RequestStatus.UNKNOWN if unknown else RequestStatus.FAILED]
     error = outside_error(record.error, ERROR, secrets) if record.error else None
     text = f"{icon} {error or 'The request failed.'}"
-    if record.status == RequestStatus.UNKNOWN:
-        text += f"\nCheck with `/robocall status {record.id}`."
+    if unknown:
+        text += (
+            "\nDo not send it again before checking: the *Check with…* button above, or "
+            f"`/robocall status {record.id}`."
+        )
     return message(text, [md(text)])
 
 
 def found_reply(record: RequestRecord, provider: str) -> Message:
     text = (
-        f":mag: Checked with {provider}: these calls *were* placed, once (batch "
+        f":mag: Checked with {outside(provider, 40)}: these calls *were* placed, once (batch "
         f"`{outside(record.provider_ref, REF)}`). Do not send them again; results follow here."
     )
     return message(text, [md(text)])
 
 
+# ---------------------------------------------------------------- the results
+
+
+# A call's outcome in plain words, as the core names it (never the provider's own
+# status: no COMPLETED or TIMEOUT).
 OUTCOME_WORDS = {
     CallOutcome.ANSWERED: "answered",
     CallOutcome.VOICEMAIL: "voicemail",
     CallOutcome.BUSY: "busy",
-    CallOutcome.NO_ANSWER: "not answered",
+    CallOutcome.NO_ANSWER: "no answer",
     CallOutcome.FAILED: "failed",
     CallOutcome.REJECTED: "rejected",
     CallOutcome.CANCELLED: "cancelled",
-    CallOutcome.QUEUED: "queued",
+    CallOutcome.QUEUED: "waiting",
     CallOutcome.IN_PROGRESS: "in progress",
 }
+OUTCOME_EMOJI = {
+    CallOutcome.ANSWERED: "✅",
+    CallOutcome.VOICEMAIL: "📭",
+    CallOutcome.BUSY: "🔁",
+    CallOutcome.NO_ANSWER: "📵",
+    CallOutcome.FAILED: "❌",
+    CallOutcome.REJECTED: "❌",
+    CallOutcome.CANCELLED: "❌",
+    CallOutcome.QUEUED: "⏳",
+    CallOutcome.IN_PROGRESS: "⏳",
+}
+WAITING = "waiting"  # a call with no outcome yet
 
 
-def one_line_summary(stats: Stats, workflow: Workflow | None) -> str:
-    parts = [f"{stats.answered}/{stats.total} answered"]
-    parts += [
-        f"{count} pressed {outside(digit, KEY)} ({_option(workflow, digit)})"
-        for digit, count in stats.keys.items()
-        if count
+def outcome_counts(stats: Stats) -> list[tuple[str, int]]:
+    """How many calls ended each way, in words, only the ways that occurred."""
+    rows = [
+        ("answered", stats.answered),
+        ("no answer", stats.no_answer),
+        ("busy", stats.busy),
+        ("voicemail", stats.voicemail),
+        ("failed", stats.failed),
+        (WAITING, stats.pending),
     ]
-    return ", ".join(parts)
+    return [(word, count) for word, count in rows if count]
+
+
+def bar(count: int, total: int) -> str:
+    """`▓▓▓▓▓▓▓▓░░`: `count` of `total`, on BAR characters; any count shows at least one."""
+    filled = min(BAR, max(1, round(BAR * count / total))) if count and total else 0
+    return "▓" * filled + "░" * (BAR - filled)
+
+
+def seconds(value: float | None) -> str:
+    """`27 s`, `1 min 32 s`."""
+    if value is None:
+        return "n/a"
+    whole = round(value)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60} s"
+
+
+def presses(stats: Stats, workflow: Workflow | None) -> str | None:
+    """`Pressed: 1 Confirm — 70 · 2 Cancel — 20 · other keys — 6`, or None when the
+    workflow has no keypad reply and nobody pressed anything."""
+    keypad = workflow.keypad if workflow else {}
+    items = [
+        f"{outside(digit, KEY)} {outside(label, LABEL)} — {stats.keys.get(digit, 0):,}"
+        for digit, label in keypad.items()
+    ]
+    if keypad:
+        if others := sum(n for key, n in stats.keys.items() if key not in keypad):
+            items.append(f"other keys — {others:,}")
+    else:
+        items += [f"{outside(key, KEY)} — {n:,}" for key, n in stats.keys.items() if n]
+    return "Pressed: " + " · ".join(items) if items else None
 
 
 def results_summary(stats: Stats, workflow: Workflow | None) -> str:
-    calls = (
-        f"• Calls: {stats.total} · answered {stats.answered} · "
-        f"not answered {stats.not_answered} · failed {stats.failed}"
-    )
-    if stats.voicemail:
-        calls += f" · voicemail {stats.voicemail}"
-    if stats.pending:
-        calls += f" · no result yet {stats.pending}"
-    lines = [
-        "*Results*",
-        calls,
-        f"• Success rate: {number(stats.success_rate)}%",
-        f"• Average duration: {number(stats.avg_duration)} s",
+    """A bar per outcome, the keys pressed by meaning, how long answered calls lasted."""
+    counts = outcome_counts(stats)
+    width = max((len(word) for word, _ in counts), default=0)
+    digits = max((len(f"{n:,}") for _, n in counts), default=0)
+    rows = [
+        f"{word:<{width}}  {bar(n, stats.total)}  {n:>{digits},} ({percent(n, stats.total)})"
+        for word, n in counts
     ]
-    keypad = workflow.keypad if workflow else {}
-    if stats.keys or keypad:
-        digits = sorted(set(stats.keys) | set(keypad))
-        replies = ", ".join(
-            f"{outside(d, KEY)} {_option(workflow, d)}: {stats.keys.get(d, 0)}" for d in digits
-        )
-        lines.append(f"• Replies ({stats.replied}): {replies}")
+    lines = [f"*Results* · {plural(stats.total, 'call')}"]
+    if rows:
+        lines.append("```" + "\n".join(rows) + "```")
+    if pressed := presses(stats, workflow):
+        lines.append(pressed)
+    if stats.answered and stats.avg_duration is not None:
+        lines.append(f"Answered calls lasted {seconds(stats.avg_duration)} on average.")
     return "\n".join(lines)
 
 
 def results_messages(
     record: RequestRecord, calls: Sequence[CallRecord], workflow: Workflow | None, stats: Stats
 ) -> list[Message]:
-    """The thread reply with the results: a summary, then every call (in chunks)."""
-    listed = list(calls[:MAX_CALL_LINES])
-    chunks = [listed[i : i + CALLS_PER_MESSAGE] for i in range(0, len(listed), CALLS_PER_MESSAGE)]
+    """The one thread reply with the results: the summary, then each call when there
+    are at most INLINE_CALLS of them; beyond that the calls come as a CSV file
+    (`results_csv`) and *View calls*, which the reply points to."""
     blocks: list[Block] = [md(results_summary(stats, workflow))]
-    if chunks:
-        blocks += [DividerBlock(), md("\n".join(call_line(c, workflow) for c in chunks[0]))]
-    name = outside(record.workflow_name, NAME)
-    messages = [message(f"Results for {name}: {one_line_summary(stats, workflow)}", blocks)]
-    for chunk in chunks[1:]:
-        lines = "\n".join(call_line(c, workflow) for c in chunk)
-        messages.append(message("More results", [md(lines)]))
-    if (more := record.recipient_count - len(listed)) > 0:
-        messages.append(
-            message(
-                "More results",
-                [
-                    md(
-                        f"…and {more} more calls: all are stored; see "
-                        f"`/robocall status {record.id}`."
-                    )
-                ],
-            )
+    if lists_calls(record):
+        lines = [call_line(c, workflow) for c in calls[:INLINE_CALLS]]
+        if lines:
+            blocks += [DividerBlock(), *_sections(lines)]
+    else:
+        blocks.append(
+            note(f"All {record.recipient_count:,} calls: *View calls* above, or the CSV below.")
         )
-    return messages
+    name = outside(record.workflow_name, NAME)
+    total = stats.total or record.recipient_count
+    text = (
+        f"Results for {name}{_part(record)}: {stats.answered:,}/{total:,} answered "
+        f"({percent(stats.answered, total)})"
+    )
+    return [message(text, blocks)]
+
+
+def lists_calls(record: RequestRecord) -> bool:
+    """Whether the results reply lists each call (else a CSV file carries them)."""
+    return record.recipient_count <= INLINE_CALLS
 
 
 def call_line(call: CallRecord, workflow: Workflow | None) -> str:
-    """`+234•••••0623 · answered · 32 s · pressed 1 (Confirm)`."""
-    word = OUTCOME_WORDS[call.outcome] if call.outcome else "no result yet"
-    parts = [phones.mask(call.phone_number), word]
-    if call.duration is not None and call.outcome == CallOutcome.ANSWERED:
-        parts.append(f"{number(call.duration)} s")
+    """`+234•••••0623 · ✅ answered · 32 s · pressed 1 Confirm`, `+234•••••0620 · 📵 no
+    answer`: plain words, a duration only for answered calls."""
+    if call.outcome is None:
+        state = f"⏳ {WAITING}"
+    else:
+        state = f"{OUTCOME_EMOJI[call.outcome]} {OUTCOME_WORDS[call.outcome]}"
+    parts = [phones.mask(call.phone_number), state]
+    if call.outcome == CallOutcome.ANSWERED and call.duration:
+        parts.append(seconds(call.duration))
     if call.key_pressed:
-        parts.append(
-            f"pressed {outside(call.key_pressed, KEY)} ({_option(workflow, call.key_pressed)})"
-        )
+        pressed = f"pressed {outside(call.key_pressed, KEY)}"
+        if label := _label(workflow, call.key_pressed):
+            pressed += f" {outside(label, LABEL)}"
+        parts.append(pressed)
     return " · ".join(parts)
 
 
-def _option(workflow: Workflow | None, digit: str) -> str:
-    return outside(workflow.label(digit), LABEL) if workflow else "no label"
+def _label(workflow: Workflow | None, key: str) -> str | None:
+    """What a key means in the workflow's keypad reply, if it means anything."""
+    if workflow is None or key not in workflow.keypad:
+        return None
+    return workflow.keypad[key]
+
+
+def _sections(lines: Sequence[str]) -> list[Block]:
+    """Lines of mrkdwn in as few sections as Slack's 3,000 characters allow, never
+    splitting a line."""
+    sections: list[Block] = []
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        line = clip(line, SECTION)
+        if chunk and size + len(line) + 1 > SECTION:
+            sections.append(md("\n".join(chunk)))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        sections.append(md("\n".join(chunk)))
+    return sections
+
+
+# ---------------------------------------------------------------- the calls as a file
+
+
+class CsvFile(BaseModel):
+    """A file for the thread: `files_upload_v2(filename=…, title=…, content=…)`."""
+
+    filename: str
+    title: str
+    content: str
+
+
+CSV_COLUMNS = (
+    "recipient",
+    "number",
+    "outcome",
+    "key pressed",
+    "meaning",
+    "duration s",
+    "provider call id",
+)
+
+
+def results_csv(
+    record: RequestRecord, calls: Sequence[CallRecord], workflow: Workflow | None
+) -> CsvFile | None:
+    """Every call of a request too large to list in the thread, as CSV: its position
+    among the recipients, the number masked (as everywhere in Slack), the outcome in
+    words, the key pressed and its meaning, the duration of an answered call, the
+    provider's call id. None when the thread lists the calls itself."""
+    if lists_calls(record):
+        return None
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for call in calls:
+        answered = call.outcome == CallOutcome.ANSWERED
+        writer.writerow(
+            [
+                call.position,
+                phones.mask(call.phone_number),
+                OUTCOME_WORDS[call.outcome] if call.outcome else WAITING,
+                _cell(call.key_pressed, KEY),
+                _cell(_label(workflow, call.key_pressed) if call.key_pressed else None, LABEL),
+                f"{call.duration:g}" if answered and call.duration is not None else "",
+                _cell(call.provider_call_id, REF),
+            ]
+        )
+    name = outside_plain(record.workflow_name, 60) or "Robo call"
+    part = f"-part-{record.part}-of-{record.parts}" if record.parts > 1 else ""
+    return CsvFile(
+        filename=f"{record.id}{part}-calls.csv",
+        title=f"{name}{_part(record)} — {plural(len(calls), 'call')}",
+        # A byte-order mark, so that spreadsheets read the file as UTF-8 (the mask's •).
+        content="\ufeff" + out.getvalue(),
+    )
+
+
+def _cell(value: str | None, limit: int) -> str:
+    """Someone else's text for a spreadsheet: cleaned, clipped, and never a formula."""
+    text = outside_plain(value, limit)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+
+
+def csv_failed_reply(error: str) -> Message:
+    """Said in the thread when Slack refused the CSV file (a missing scope, say)."""
+    text = (
+        f":warning: The CSV of the calls could not be attached ({outside(error, 100)}"
+        "; the app may need `files:write`, or an invitation to this channel). "
+        "*View calls* above lists every call."
+    )
+    return message(text, [md(text)])

@@ -47,8 +47,8 @@ async def publish_home(
     view = home_view(
         [(r, ctx.service.requests.stats(r.id)) for r in requests],
         workflows,
-        workflow_of={w.id: w for w in workflows},
         voice_of={r.id: ctx.voice_label(r.provider, r.voice) for r in requests},
+        provider_of={r.id: _label(ctx, r.provider) for r in requests},
         calls_back_here={w.id: ctx.workflows.calls_back_here(w) for w in workflows},
         can_manage=can_manage,
         sandbox=ctx.sandbox,
@@ -77,3 +77,11 @@ class HomeRefresh:
                 log.warning(
                     "could not refresh the Home tab of %s: %s", user_id, exc.response.get("error")
                 )
+
+
+def _label(ctx: SlackContext, provider_id: str) -> str:
+    """The provider's name for people (`Intron`), or its id if it is not configured."""
+    providers = ctx.service.providers
+    return (
+        providers.get(provider_id).capabilities.label if provider_id in providers else provider_id
+    )
