@@ -95,9 +95,13 @@ class Jobs:
         process; a `WakeSender` for the others)."""
         self._listeners.append(wake)
 
-    def _added(self) -> None:
+    def wake(self) -> None:
+        """Tell the workers to look for due jobs now (e.g. one brought forward)."""
         for wake in self._listeners:
             wake()
+
+    def _added(self) -> None:
+        self.wake()
 
 
 Handler = Callable[[Job], Awaitable[None]]

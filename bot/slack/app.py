@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.jobs import Job, Kind
 from bot.slack import commands, delivery
+from bot.slack.calls import actions as request_buttons
 from bot.slack.calls import handlers as calls
 from bot.slack.calls import views
 from bot.slack.calls.notifier import RequestNotifier
@@ -56,6 +57,7 @@ def build_bolt(ctx: SlackContext, *, signing_secret: str | None) -> AsyncApp:
 
     commands.register(bolt, ctx)
     calls.register(bolt, ctx)
+    request_buttons.register(bolt, ctx)
     workflows.register(bolt, ctx)
     home.register(bolt, ctx)
     return bolt

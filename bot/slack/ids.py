@@ -12,6 +12,8 @@ class CallbackId(StrEnum):
     WORKFLOW_VIEW = "workflow_view"
     WORKFLOW_CALLS = "workflow_calls"
     WORKFLOW_DONE = "workflow_done"
+    REQUEST_CALLS = "request_calls"  # a request's calls, paged (View calls)
+    CONFIRM_SEND = "confirm_send"  # "Call 120 people?" pushed over the Send modal
 
 
 class BlockId(StrEnum):
@@ -35,6 +37,8 @@ class BlockId(StrEnum):
     CALLS_STATUS = "calls_status"
     CALLS_PHONE = "calls_phone"
     CALLS_RESULTS = "calls_results"
+    # A request's calls modal
+    REQUEST_CALLS_FILTER = "request_calls_filter"
 
 
 class ActionId(StrEnum):
@@ -67,6 +71,17 @@ class ActionId(StrEnum):
     CALLS_PAGE = "calls_page"
     # Home tab
     HOME_SEND = "home_send"
+    # Buttons on a request's parent message (and the Home tab); each button's value is
+    # the request id
+    REQUEST_VIEW_CALLS = "request_view_calls"
+    REQUEST_CALL_AGAIN = "request_call_again"  # those who did not answer
+    REQUEST_TRY_AGAIN = "request_try_again"  # a failed request, the same recipients
+    REQUEST_CHECK_NOW = "request_check_now"  # "outcome unknown": ask the provider now
+    REQUEST_CALLS_PAGE = "request_calls_page"  # paging inside the View calls modal
+    REQUEST_CALLS_FILTER = "request_calls_filter"  # its outcome filter
+    # A large send from /robocall call, confirmed (value: the pending order's key)
+    CONFIRM_CALL = "confirm_call"
+    CANCEL_CALL = "cancel_call"
 
 
 DEFAULT_VOICE = "default"

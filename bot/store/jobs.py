@@ -151,6 +151,25 @@ class JobStore:
             )
         return cursor.rowcount
 
+    def bring_forward(self, dedupe: str, run_at: float) -> float | None:
+        """Make the not-yet-finished job with this dedupe key due by `run_at` (someone
+        asked for it now), keeping its payload (where it had got to). A job held to a
+        time the other side asked for (Retry-After) keeps that time, and a running one
+        is already doing it. Returns when that job is due (a time in the past for a
+        running one), or None when there is no such job."""
+        with self.db.write():
+            self.db.execute(
+                "UPDATE jobs SET run_at = ? WHERE dedupe = ? AND state = 'waiting' "
+                "AND held = 0 AND run_at > ?",
+                [run_at, dedupe, run_at],
+            )
+            (due,) = self.db.execute(
+                "SELECT MIN(run_at) FROM jobs WHERE dedupe = ? "
+                "AND state IN ('waiting', 'behind', 'running')",
+                [dedupe],
+            ).fetchone()
+        return due
+
     def release(self, job: Job) -> None:
         """Put a job back as it was, to run as soon as a worker can (shutdown)."""
         with self.db.write():

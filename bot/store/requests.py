@@ -9,7 +9,7 @@ from what a provider said.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from bot.core.models import CallRecord, RequestRecord, RequestStatus, Stats, now_iso
@@ -155,6 +155,35 @@ class RequestStore:
         return [
             CallRecord.model_validate({**r, "variables": json.loads(r["variables"])}) for r in rows
         ]
+
+    def calls_matching(
+        self,
+        request_id: str,
+        outcomes: Collection[CallOutcome | None] | None = None,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[CallRecord], int]:
+        """One page of a request's calls, in order, and how many match in all: those
+        whose outcome is one of `outcomes` (None in it: no outcome yet), or every call
+        when `outcomes` is None. Two indexed reads, whatever the request's size."""
+        where, params = "request_id = ?", [request_id]
+        if outcomes is not None:
+            known = sorted(str(o) for o in outcomes if o is not None)
+            tests = [f"outcome IN ({','.join('?' for _ in known)})"] if known else []
+            if None in outcomes:
+                tests.append("outcome IS NULL")
+            where += f" AND ({' OR '.join(tests) or '0'})"
+            params += known
+        (total,) = self.db.execute(f"SELECT COUNT(*) FROM calls WHERE {where}", params).fetchone()
+        rows = self.db.query(
+            f"SELECT * FROM calls WHERE {where} ORDER BY position LIMIT ? OFFSET ?",
+            [*params, -1 if limit is None else limit, max(0, offset)],
+        )
+        calls = [
+            CallRecord.model_validate({**r, "variables": json.loads(r["variables"])}) for r in rows
+        ]
+        return calls, int(total)
 
     def record_results(self, request_id: str, results: dict[int, dict[str, Any]]) -> None:
         """Store calls' results by position. A final outcome is never replaced by a
