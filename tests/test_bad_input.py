@@ -312,15 +312,33 @@ def distinct_numbers(count: int) -> list[str]:
 async def test_three_thousand_numbers_in_one_command_are_all_placed_once(
     env: Env, check: Check
 ) -> None:
-    """Accepted (the limit is 10,000 per request), answered within Slack's 3 s, and each
-    number reaches Intron exactly once, in three submissions of 1,000 (the most one
-    carries), each part with its own message."""
+    """Checked and asked about (more than CONFIRM_ABOVE people), then accepted on Confirm
+    (the limit is 10,000 per request), each answered within Slack's 3 s, and each number
+    reaches Intron exactly once, in three submissions of 1,000 (the most one carries),
+    each part with its own message."""
     numbers = distinct_numbers(3000)
     placed_before = check.placed
     answer = await check.command(f"call {env.reminder.id} {', '.join(numbers)} name=A date=B")
     assert answer.seconds < SLACK_DEADLINE, answer.seconds
-    assert "accepted: 3000 recipients" in answer.text.replace(",", ""), answer.text[:500]
-    assert "in 3 parts of at most 1000" in answer.text.replace(",", ""), answer.text[:500]
+    assert "Call 3000 people" in answer.text.replace(",", ""), answer.text[:500]
+    [token] = [
+        e["value"]
+        for b in answer.json["blocks"]
+        for e in b.get("elements", [])
+        if e.get("action_id") == ActionId.CONFIRM_CALL
+    ]
+    await check.nothing_happened()
+    slack, fake = env.harness.slack, env.harness.fake
+    assert slack is not None
+    started = time.perf_counter()
+    clicked = await slack.action(
+        ActionId.CONFIRM_CALL, token, channel_id="C1", message_ts="1700000000.000001"
+    )
+    assert clicked.status_code == 200 and time.perf_counter() - started < SLACK_DEADLINE
+    [reply] = await fake.wait_for(lambda f: f.responses(slack.last_response_id))
+    text = reply.all_text().replace(",", "")
+    assert "accepted: 3000 recipients" in text and "in 3 parts of at most 1000" in text, text[:500]
+    assert reply.params["replace_original"] is True
     store = env.harness.running.store
     parts = store.requests.parts(store.requests.recent(1)[0].id)
     assert [(p.part, p.parts, p.recipient_count) for p in parts] == [

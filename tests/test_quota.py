@@ -94,7 +94,9 @@ async def test_a_lost_batch_is_read_page_by_page_until_its_end(
     """A request of 250 calls whose callback never comes: the listing is read a page at
     a time (100 calls each), and the request completes from it."""
     box = await start_sandbox(callback_delay=0.1)
-    app = Harness(tmp_path, fake_slack, box, overrides={"reconcile_after": 0.3})
+    # 250 people at once, sent without the confirmation (tested elsewhere) in between.
+    overrides = {"reconcile_after": 0.3, "confirm_above": 250}
+    app = Harness(tmp_path, fake_slack, box, overrides=overrides)
     try:
         await app.start()
         box.state.config.callback_attempts = 0  # the callback is lost

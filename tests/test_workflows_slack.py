@@ -212,7 +212,7 @@ async def test_the_message_count_updates_as_you_type(harness: Harness) -> None:
     updated = await next_view(harness.fake, "views.update", 0)
     count = next(b for b in updated["blocks"] if b.get("block_id") == BlockId.WF_COUNT)
     text = count["elements"][0]["text"]
-    assert "16 / 4,000 characters" in text and "variables: [name]" in text
+    assert "16 / 3,000 characters" in text and "variables: [name]" in text
     assert "never closed" in text
 
 

@@ -20,6 +20,7 @@ class Event(StrEnum):
     FOUND = "found"  # an "outcome unknown" request turned out to have been placed
     PROGRESS = "progress"  # some calls have their outcome
     FAILED = "failed"
+    KEY_REFUSED = "key_refused"  # failed because the provider refused our API key
     UNKNOWN = "unknown"
     COMPLETED = "completed"
 

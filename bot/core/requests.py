@@ -31,6 +31,7 @@ from bot.core.models import (
 from bot.core.orders import InvalidOrder, Problem, check_recipients
 from bot.core.providers import Providers, UnknownProvider
 from bot.core.workflows import WorkflowService
+from bot.input import phones
 from bot.input.phones import NumberType
 from bot.input.recipients import Recipient
 from bot.input.voices import UnknownVoiceError, parse_voice
@@ -77,6 +78,16 @@ class CallOrder:
     idempotency_key: str | None = None
 
 
+@dataclass(frozen=True)
+class CheckedOrder:
+    """An order that passed every check: where it goes, and its recipients as placed."""
+
+    workflow: Workflow
+    provider: Provider
+    voice: str | None
+    recipients: list[OrderRecipient]
+
+
 class CallbackOutcome(StrEnum):
     ACCEPTED = "accepted"  # stored; the worker applies it
     APPLIED = "applied"
@@ -117,10 +128,10 @@ class CallService:
 
     # ------------------------------------------------------------ accepting
 
-    def accept(self, order: CallOrder) -> tuple[RequestRecord, bool]:
-        """Validate and store an order with the job that places it; returns the
-        record and whether it is new. Raises InvalidOrder (every problem listed) and
-        stores nothing when the order is wrong. Nothing is sent from here."""
+    def check(self, order: CallOrder) -> CheckedOrder:
+        """Every check an order must pass, storing nothing: the order as it would be
+        placed, or InvalidOrder listing every problem (a front end asking "call 120
+        people?" checks first)."""
         workflow = self.workflows.find(order.workflow)
         provider = self.providers.get(workflow.provider)
         problems: list[Problem] = []
@@ -130,6 +141,7 @@ class CallService:
                 voice = parse_voice(order.voice, provider.voices()).key
             except UnknownVoiceError as exc:
                 problems.append(Problem("voice", order.voice, str(exc)))
+        recipients: list[OrderRecipient] = []
         try:
             recipients = check_recipients(
                 order.recipients,
@@ -142,6 +154,15 @@ class CallService:
             problems += exc.problems
         if problems:
             raise InvalidOrder(problems)
+        return CheckedOrder(workflow, provider, voice, recipients)
+
+    def accept(self, order: CallOrder) -> tuple[RequestRecord, bool]:
+        """Validate and store an order with the job that places it; returns the
+        record and whether it is new. Raises InvalidOrder (every problem listed) and
+        stores nothing when the order is wrong. Nothing is sent from here."""
+        checked = self.check(order)
+        workflow, provider, voice = checked.workflow, checked.provider, checked.voice
+        recipients = checked.recipients
         size = max(1, provider.capabilities.max_batch)
         chunks = [recipients[i : i + size] for i in range(0, len(recipients), size)]
         now = now_iso()
@@ -259,10 +280,11 @@ class CallService:
             )
             return
         except ProviderError as exc:
+            refused_key = isinstance(exc, AuthenticationError)
             self._settle(
                 record.id,
                 RequestStatus.FAILED,
-                Event.FAILED,
+                Event.KEY_REFUSED if refused_key else Event.FAILED,
                 error=describe_failure(exc, provider),
             )
             return
@@ -338,6 +360,83 @@ class CallService:
         return Order(
             request_id=record.id, workflow=workflow, recipients=recipients, voice=record.voice
         )
+
+    # ------------------------------------------------------------ again, and checking now
+
+    def again_order(
+        self,
+        request_id: str,
+        *,
+        only_unanswered: bool,
+        requested_by: str,
+        channel: str | None,
+        key: str,
+    ) -> CallOrder:
+        """The order that sends a request again, for `accept`: to those of a completed
+        request's recipients whose call ended unanswered (`only_unanswered`: no answer,
+        busy, voicemail, failed…; a call with no result may have been answered, so it is
+        left out), or to every recipient of a failed one (nobody was called). Same
+        workflow, voice and values per recipient. `key` is its idempotency key: the same
+        key twice is one new request. Raises NotPossible, saying why, for any other
+        request or when nobody is left to call; stores nothing.
+
+        An "outcome unknown" request is never sent again from here: its calls may have
+        been placed. `check_now` finds out; it becomes failed if nobody was called."""
+        record = self.requests.get(request_id)
+        if record is None:
+            raise NotPossible("there is no such request here")
+        wanted = RequestStatus.COMPLETED if only_unanswered else RequestStatus.FAILED
+        if record.status != wanted:
+            raise NotPossible(_why_not_again(record.status, only_unanswered))
+        calls = self.requests.calls(record.id)
+        if only_unanswered:
+            ended = [c for c in calls if c.outcome is not None and c.outcome.final]
+            calls = [c for c in ended if c.outcome != CallOutcome.ANSWERED]
+            if not calls:
+                raise NotPossible(
+                    "every call was answered, so nobody is left to call"
+                    if len(ended) == record.recipient_count
+                    else "no call is known to have gone unanswered (the others have no "
+                    "result), so nobody is left to call"
+                )
+        return CallOrder(
+            workflow=record.workflow_id or record.workflow_name,
+            recipients=[Recipient(c.phone_number, dict(c.variables)) for c in calls],
+            voice=record.voice,
+            requested_by=requested_by,
+            channel=channel,
+            source=f"{'call again' if only_unanswered else 'try again'}:{record.id}",
+            idempotency_key=key,
+        )
+
+    def check_now(self, request_id: str, *, requested_by: str) -> float:
+        """Ask the provider now what became of a placed or "outcome unknown" request:
+        its `request.reconcile` job is brought forward (keeping the page it had got to),
+        or added, due now, when it has none. Returns in how many seconds the provider is
+        asked: 0, or longer when the provider asked us to wait (Retry-After). Raises
+        NotPossible for any other request; changes nothing then."""
+        record = self.requests.get(request_id)
+        if record is None:
+            raise NotPossible("there is no such request here")
+        if record.status not in (RequestStatus.PLACED, RequestStatus.UNKNOWN):
+            raise NotPossible(
+                f"{_this_request(record.status)}; only a request that is placed or whose "
+                "outcome is unknown can be checked with its provider"
+            )
+        if record.provider not in self.providers:
+            raise NotPossible(
+                f"its provider '{record.provider}' is not enabled any more, so it cannot be asked"
+            )
+        now = time.time()
+        with self.store.write():
+            due = self.jobs.store.bring_forward(f"{RECONCILE}:{record.id}", now)
+            if due is None:
+                self.schedule_reconcile(record.id, delay=0)
+                due = now
+            else:  # brought forward, not added: wake the workers as an add would
+                self.store.db.after_commit(self.jobs.wake)
+            self.store.audit.record(requested_by, "request.check_now", record.id, {})
+        return max(0.0, due - now)
 
     # ------------------------------------------------------------ results
 
@@ -542,6 +641,44 @@ class CallService:
         return record.provider
 
 
+class NotPossible(Exception):
+    """Why a request cannot be sent again or checked now, in words for the person who
+    asked (completing "request rq-…: "); nothing was changed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+_STATE_WORDS = {
+    RequestStatus.ACCEPTED: "this request is accepted, and its calls are about to be placed",
+    RequestStatus.SENDING: "this request is being sent to its provider",
+    RequestStatus.PLACED: "this request is placed, and waiting for its results",
+    RequestStatus.COMPLETED: "this request is completed",
+    RequestStatus.FAILED: "this request is failed (nobody was called)",
+    RequestStatus.UNKNOWN: "this request's outcome is unknown (its calls may have been placed)",
+}
+
+
+def _this_request(status: RequestStatus) -> str:
+    return _STATE_WORDS[status]
+
+
+def _why_not_again(status: RequestStatus, only_unanswered: bool) -> str:
+    if only_unanswered:
+        why = f"{_this_request(status)}; only a completed one can be called again"
+        return why + (": use Try again" if status == RequestStatus.FAILED else "")
+    why = f"{_this_request(status)}; only a failed one can be sent again"
+    if status == RequestStatus.UNKNOWN:
+        why += (
+            ". Outcome unknown is not failed: it is never resent blindly, so that nobody "
+            "is called twice. Check with the provider first"
+        )
+    elif status == RequestStatus.COMPLETED:
+        why += " (Call again calls those who did not answer)"
+    return why
+
+
 def _part_key(key: str | None, part: int) -> str | None:
     """The idempotency key of one part: the order's own for the first."""
     return key if key is None or part == 1 else f"{key}#{part}"
@@ -594,10 +731,9 @@ def describe_failure(exc: ProviderError, provider: Provider) -> str:
             "workflow's calls before sending again."
         )
     if isinstance(exc, AuthenticationError):
-        return (
-            f"{label} refused our API key, so nobody was called. "
-            f"An admin should check {provider.capabilities.key_setting}."
-        )
+        # Said in the channel: the setting's name is for the admins, who are told by DM
+        # (the event is KEY_REFUSED).
+        return f"{label} refused our API key, so nobody was called; the admins have been told."
     if isinstance(exc, NotFoundError):
         return (
             f"{label} does not know this workflow (it may have been deleted), "
@@ -608,6 +744,16 @@ def describe_failure(exc: ProviderError, provider: Provider) -> str:
         return f"{label}'s rate limit is reached, so nobody was called. Try again{wait}."
     if isinstance(exc, ProviderConnectionError):
         return f"{label} could not be reached, so nobody was called. Try again in a minute."
+    if isinstance(exc, RefusedError) and exc.recipient is not None:
+        who = f"recipient {exc.recipient}"
+        if exc.phone:
+            who += f" ({phones.mask(exc.phone)})"
+        what = exc.message.strip().rstrip(".") or "refused"
+        if exc.field:
+            what = f"{exc.field} — {what}"
+        return (
+            f"{label} refused {who}: {what}. Nobody was called; fix that recipient and send again."
+        )
     if isinstance(exc, RefusedError):
         return f"{label} refused the request, so nobody was called: {exc.message}"
     return f"{label} failed ({exc.message}); nobody was called."

@@ -242,10 +242,22 @@ class NotFoundError(ProviderError):
 
 class RefusedError(ProviderError):
     """400/422: the provider refused the request as sent; `message` is its explanation.
-    `recipient` is our position of the recipient it names, when it names one."""
+    `recipient` is our position of the recipient it names, when it names one (and
+    `phone` that recipient's number, for showing it masked); `field` is the field it
+    names (`phone_number`, `workflow_variables.name`), when it names one."""
 
-    def __init__(self, message: str, *, recipient: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        recipient: int | None = None,
+        field: str | None = None,
+        phone: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.recipient = recipient
+        self.field = field
+        self.phone = phone
         super().__init__(message, **kwargs)
 
 

@@ -7,6 +7,11 @@ honouring `Retry-After`) happen only where resending cannot do something
 twice: a request that is not `resend_safe` (placing a call, creating a
 workflow) and may have reached the provider is reported as
 `OutcomeUnknownError`, never resent.
+
+A 4xx that explains itself (FastAPI's `{"detail": [{"loc": [...], "msg": ...}]}`, or a
+plain `{"message": "workflow_params.2.phone_number: ..."}`) becomes a `RefusedError`
+naming the field and, when it points into the list of recipients, which recipient
+(`read_refusal`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -89,8 +95,12 @@ class ProviderHTTP:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
         error_message: Callable[[httpx.Response], str] | None = None,
+        recipients_field: str | None = None,
     ) -> None:
+        """`recipients_field`: the list in a request body whose items are recipients
+        (Intron: `workflow_params`), so that a refusal pointing into it names one."""
         self.label = label
+        self.recipients_field = recipients_field
         self.key_setting = key_setting
         self.base_url = base_url.rstrip("/")
         self.endpoints = dict(endpoints)
@@ -261,7 +271,17 @@ class ProviderHTTP:
         if status == 429:
             return RateLimitedError(text, retry_after=retry_after_seconds(response), **kwargs)
         if 400 <= status < 500:
-            return RefusedError(text, **kwargs)
+            refusal = read_refusal(response, self.recipients_field)
+            if refusal is not None and refusal.item is not None:
+                more = refusal.more
+                extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+                return RefusedError(
+                    refusal.message + extra,
+                    recipient=refusal.item + 1,
+                    field=refusal.field,
+                    **kwargs,
+                )
+            return RefusedError(text, field=refusal.field if refusal else None, **kwargs)
         return ServerError(text, **kwargs)
 
     def _unknown(self, endpoint: Endpoint, what: str) -> OutcomeUnknownError:
@@ -278,8 +298,118 @@ def _default_message(response: httpx.Response) -> str:
     except ValueError:
         return response.text[:200] or response.reason_phrase
     if isinstance(body, dict):
-        return str(body.get("message") or body.get("detail") or body.get("error") or body)[:500]
+        detail = body.get("detail")
+        if isinstance(detail, list) and detail:  # FastAPI's validation errors, readable
+            shown = [_entry_text(entry) for entry in detail[:5]]
+            more = f"; and {len(detail) - 5} more" if len(detail) > 5 else ""
+            return ("; ".join(shown) + more)[:500]
+        return str(body.get("message") or detail or body.get("error") or body)[:500]
     return str(body)[:500]
+
+
+# ---------------------------------------------------------------- refusals, read
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a 4xx body says is wrong: `item` is the 0-based index into the request's list
+    of recipients when it points at one, `field` the field it names (within that
+    recipient when `item` is set), `more` how many other problems it lists."""
+
+    message: str
+    item: int | None = None
+    field: str | None = None
+    more: int = 0
+
+
+_LOCATION_ROOTS = ("body", "query", "path", "header")
+_MESSAGE = 500  # characters of a provider's explanation kept
+
+
+def read_refusal(response: httpx.Response, recipients_field: str | None) -> Refusal | None:
+    """A 4xx body, read: FastAPI's `{"detail": [{"loc": [...], "msg": ...}, ...]}` (the
+    first problem naming a recipient, else the first), or a plain message (`message`,
+    `detail` or `error`) that may start with where it points
+    (`workflow_params.2.phone_number: ...`, `workflow_params[2].phone_number ...`).
+    None when the body says nothing readable."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    detail = body.get("detail")
+    if isinstance(detail, list):
+        problems = [p for p in (_entry(e, recipients_field) for e in detail) if p is not None]
+        if not problems:
+            return None
+        first = next((p for p in problems if p.item is not None), problems[0])
+        return replace(first, more=len(problems) - 1)
+    for key in ("message", "detail", "error"):
+        text = body.get(key)
+        if isinstance(text, str) and text.strip():
+            return _from_text(text.strip(), recipients_field)
+    return None
+
+
+def _path(entry: Mapping[str, Any]) -> list[str | int]:
+    loc = entry.get("loc")
+    path = [p for p in loc if isinstance(p, str | int)] if isinstance(loc, list) else []
+    return path[1:] if path and path[0] in _LOCATION_ROOTS else path
+
+
+def _entry_text(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return str(entry)
+    where = ".".join(str(p) for p in _path(entry))
+    message = str(entry.get("msg") or entry.get("message") or "invalid")
+    return f"{where}: {message}" if where else message
+
+
+def _is_index(value: object) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and value.isdigit()
+    )
+
+
+def _entry(entry: Any, recipients_field: str | None) -> Refusal | None:
+    """One FastAPI validation error."""
+    if not isinstance(entry, dict):
+        return None
+    message = str(entry.get("msg") or entry.get("message") or "").strip()[:_MESSAGE]
+    path = _path(entry)
+    item = None
+    for at in range(len(path) - 1):
+        if recipients_field and path[at] == recipients_field and _is_index(path[at + 1]):
+            item, path = int(path[at + 1]), path[at + 2 :]
+            break
+    field = ".".join(str(p) for p in path) or None
+    if not message and field is None and item is None:
+        return None
+    return Refusal(message or "refused", item, field)
+
+
+def _from_text(text: str, recipients_field: str | None) -> Refusal:
+    """A plain message, which may say where it points before or inside it."""
+    if not recipients_field:
+        return Refusal(text[:_MESSAGE])
+    where = re.search(
+        rf"{re.escape(recipients_field)}(?:\[(\d+)\]|\.(\d+))"
+        r"((?:\.[A-Za-z_]\w*|\[['\"]?[A-Za-z_]\w*['\"]?\])*)",
+        text,
+    )
+    if where is None:
+        return Refusal(text[:_MESSAGE])
+    item = int(where.group(1) or where.group(2))
+    names = re.findall(r"[A-Za-z_]\w*", where.group(3))
+    field = ".".join(names) or None
+    before = text[: where.start()].strip()
+    if before.rstrip(".:>- ").lower() in ("", *_LOCATION_ROOTS):
+        # It starts with where: the rest is what is wrong there.
+        message = text[where.end() :].lstrip(" :-\u2014")
+    else:
+        message = text
+    return Refusal((message or text)[:_MESSAGE], item, field)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

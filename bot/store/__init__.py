@@ -1,7 +1,8 @@
 """The SQLite store, one module per concern (`Store` bundles the core's).
 
 `db.py` opens the file and runs `migrations.py`; `requests.py`, `workflows.py`,
-`jobs.py`, `ratelimits.py`, `audit.py` and `meta.py` are the core's tables;
+`jobs.py`, `ratelimits.py`, `audit.py`, `meta.py` and `pending.py` (orders waiting
+for confirmation) are the core's tables;
 `slack.py` holds the Slack adapter's, which the core never reads.
 """
 
@@ -13,6 +14,7 @@ from bot.store.audit import AuditLog
 from bot.store.db import Database
 from bot.store.jobs import JobStore
 from bot.store.meta import MetaStore
+from bot.store.pending import PendingOrderStore
 from bot.store.requests import RequestStore
 from bot.store.workflows import WorkflowStore
 
@@ -27,6 +29,7 @@ class Store:
         self.jobs = JobStore(self.db)
         self.audit = AuditLog(self.db)
         self.meta = MetaStore(self.db)
+        self.pending = PendingOrderStore(self.db)
 
     def write(self):
         """One transaction around several writes."""

@@ -245,8 +245,21 @@ def _v3_request_parts(db: Database) -> None:
     db.execute("CREATE INDEX requests_part_of ON requests (part_of) WHERE part_of IS NOT NULL")
 
 
+def _v4_pending_orders(db: Database) -> None:
+    """Large sends wait here for their requester's confirmation, under an unguessable
+    token (the Confirm button's value), until they expire."""
+    db.execute(
+        """CREATE TABLE pending_orders (
+            token TEXT PRIMARY KEY, user_id TEXT NOT NULL, kind TEXT NOT NULL,
+            payload TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+            request_id TEXT)"""
+    )
+    db.execute("CREATE INDEX pending_orders_expiry ON pending_orders (expires_at)")
+
+
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _v1_first_release,
     2: _v2_providers_and_jobs,
     3: _v3_request_parts,
+    4: _v4_pending_orders,
 }

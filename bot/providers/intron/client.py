@@ -73,6 +73,9 @@ class IntronClient:
             max_wait=max_wait,
             timeout=timeout,
             transport=transport,
+            # A refusal pointing into `workflow_params` names a recipient: `place_calls`
+            # raises RefusedError with `recipient` (index + 1 in this submission) and `field`.
+            recipients_field="workflow_params",
         )
         self.base_url = self.http.base_url
 

@@ -28,6 +28,7 @@ from bot.providers.base import (
     Poll,
     ProviderCall,
     ProviderRequest,
+    RefusedError,
     ServerError,
     Voice,
     Workflow,
@@ -130,7 +131,10 @@ class IntronProvider:
     # ------------------------------------------------------------ calls
 
     async def submit(self, order: Order, *, before_send: BeforeSend) -> str:
-        return await self.client.place_calls(call_request(order), before_send=before_send)
+        try:
+            return await self.client.place_calls(call_request(order), before_send=before_send)
+        except RefusedError as exc:
+            raise _for_recipient(exc, order) from None
 
     async def find(self, order: Order) -> str | None:
         """The batch of our order, looked for among the first recipient's calls."""
@@ -327,6 +331,27 @@ def call_request(order: Order) -> models.CallRequest:
         ],
         tts_voice_accent=accent,
         tts_voice_gender=gender,  # type: ignore[arg-type]
+    )
+
+
+def _for_recipient(exc: RefusedError, order: Order) -> RefusedError:
+    """A refusal naming the n-th of `workflow_params`, re-addressed to that recipient:
+    our position for them in the request, and their number."""
+    if exc.recipient is None:
+        return exc
+    if not 1 <= exc.recipient <= len(order.recipients):  # not one we sent: say it as it came
+        where = f"workflow_params[{exc.recipient - 1}]" + (f".{exc.field}" if exc.field else "")
+        return RefusedError(
+            f"{where}: {exc.message}", operation=exc.operation, status_code=exc.status_code
+        )
+    recipient = order.recipients[exc.recipient - 1]
+    return RefusedError(
+        exc.message,
+        recipient=recipient.position,
+        field=exc.field,
+        phone=recipient.phone,
+        operation=exc.operation,
+        status_code=exc.status_code,
     )
 
 

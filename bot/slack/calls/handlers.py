@@ -4,7 +4,9 @@
 Validation happens before the ack, where Slack needs the answer in it (modal
 field errors, the command's reply); it is local and fast (the workflow cache,
 never a provider). The request is stored with the job that places it, and
-acknowledged; the worker does the rest.
+acknowledged; the worker does the rest. A send to more than CONFIRM_ABOVE people
+is checked the same way, then asks first (`bot/slack/calls/confirm.py`): nothing
+is stored as a request until the requester confirms.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from bot.input.recipients import (
     parse_call_command,
     parse_recipient_lines,
 )
-from bot.slack.calls import views
+from bot.slack.blocks import done_modal
+from bot.slack.calls import confirm, views
 from bot.slack.context import SlackContext
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
 from bot.slack.interaction import Interaction, UserError, listener
@@ -38,6 +41,9 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     app.view(CallbackId.SEND_CALL)(on(handle_send_call_submission))
     app.action(ActionId.WORKFLOW_SELECT)(on(handle_workflow_select))
     app.action(ActionId.VOICE_SELECT)(on(_just_ack))
+    app.action(ActionId.CONFIRM_CALL)(on(handle_confirm_call))
+    app.action(ActionId.CANCEL_CALL)(on(handle_cancel_call))
+    app.view(CallbackId.CONFIRM_SEND)(on(handle_confirm_send_submission))
 
 
 async def _just_ack(ctx: SlackContext, slack: Interaction) -> None:
@@ -46,6 +52,17 @@ async def _just_ack(ctx: SlackContext, slack: Interaction) -> None:
 
 async def _reply(slack: Interaction, message: views.Message) -> None:
     await slack.ack(text=message.text, blocks=message.blocks)
+
+
+async def _replace(slack: Interaction, message: views.Message) -> None:
+    """After a click's ack: the message clicked in (the ephemeral question) becomes
+    `message`, through the response URL."""
+    if slack.respond is not None and slack.body.get("response_url"):
+        await slack.respond(text=message.text, blocks=message.blocks, replace_original=True)
+    else:
+        await slack.client.chat_postMessage(
+            channel=slack.user, text=message.text, blocks=message.blocks
+        )
 
 
 # ---------------------------------------------------------------- /robocall …
@@ -74,7 +91,7 @@ async def handle_status_command(ctx: SlackContext, slack: Interaction, ref: str)
     ref = ref.strip()
     if not ref:
         raise UserError(
-            "Which request? Use `/robocall status <request id or batch id>`, "
+            "Which request? Give its request id or the provider's batch id, "
             "e.g. `/robocall status rq-3f9c2a7b1d04`."
         )
     record = ctx.service.lookup(ref)
@@ -113,6 +130,17 @@ async def handle_call_command(ctx: SlackContext, slack: Interaction, rest: str) 
             source="slack:/robocall call",
             idempotency_key=f"command:{slack.body.get('trigger_id')}",
         )
+        if len(order.recipients) > ctx.settings.confirm_above:
+            workflow = ctx.service.check(order).workflow
+            pending = confirm.PendingOrder.of(order, workflow, parsed.recipients)
+            kept = ctx.store.pending.add(
+                slack.user, confirm.COMMAND, pending.model_dump(), ttl=confirm.CONFIRM_TTL
+            )
+            question = confirm.question_message(
+                pending.count, workflow.name, kept.token, ctx.sandbox
+            )
+            await _reply(slack, question)
+            return
         record, _ = ctx.service.accept(order)
     except RecipientsError as exc:
         problems = [str(p) for p in exc.problems]
@@ -125,6 +153,60 @@ async def handle_call_command(ctx: SlackContext, slack: Interaction, rest: str) 
         return
     await _reply(
         slack, views.problems_message("That call could not be placed.", problems, ctx.sandbox)
+    )
+
+
+async def handle_confirm_call(ctx: SlackContext, slack: Interaction) -> None:
+    """*Call 120 people*: the pending order is accepted, once, and only for the user who
+    asked; a second click (or Slack resending the first) shows the same request."""
+    await slack.ack()
+    kept = ctx.store.pending.get(slack.value)
+    if kept is None or kept.kind != confirm.COMMAND or kept.expired:
+        if kept is not None and kept.expired:
+            ctx.store.pending.delete(kept.token)
+        await _replace(slack, confirm.said(confirm.EXPIRED, ctx.sandbox))
+        return
+    if kept.user_id != slack.user:
+        raise UserError(confirm.NOT_YOURS.format(user=kept.user_id))
+    pending = confirm.PendingOrder.model_validate(kept.payload)
+    request_id = kept.request_id
+    if request_id is None:  # the first click
+        if refusal := ctx.refusal(slack.user, pending.channel):
+            raise UserError(refusal)
+        try:
+            # The token is the idempotency key: two clicks racing are still one request.
+            record, _ = ctx.service.accept(pending.order(slack.user, f"confirm:{kept.token}"))
+        except InvalidOrder as exc:  # the workflow changed since the question was asked
+            lines = pending.recipient_lines()
+            problems = [_problem_text(p, lines, "recipient") for p in exc.problems]
+            title = "That call could not be placed."
+            await _replace(slack, views.problems_message(title, problems, ctx.sandbox))
+            return
+        ctx.store.pending.confirmed(kept.token, record.id)
+        request_id = record.id
+    parts = ctx.service.requests.parts(request_id)
+    await _replace(slack, views.accepted_message(parts, ctx.sandbox))
+
+
+async def handle_cancel_call(ctx: SlackContext, slack: Interaction) -> None:
+    """*Cancel*: the pending order is dropped; nothing was stored as a request."""
+    await slack.ack()
+    kept = ctx.store.pending.get(slack.value)
+    if kept is None or kept.kind != confirm.COMMAND:
+        text = "Nothing to cancel: this question expired or was answered. Nothing was sent."
+        await _replace(slack, confirm.said(text, ctx.sandbox))
+        return
+    if kept.user_id != slack.user:
+        raise UserError(confirm.NOT_YOURS.format(user=kept.user_id))
+    if kept.request_id is not None:
+        raise UserError(
+            f"These calls were already confirmed: request `{kept.request_id}`. "
+            f"Follow it with `/robocall status {kept.request_id}`."
+        )
+    ctx.store.pending.delete(kept.token)
+    pending = confirm.PendingOrder.model_validate(kept.payload)
+    await _replace(
+        slack, confirm.cancelled_message(pending.count, pending.workflow_name, ctx.sandbox)
     )
 
 
@@ -173,12 +255,58 @@ async def handle_send_call_submission(ctx: SlackContext, slack: Interaction) -> 
         source="slack:modal",
         idempotency_key=f"view:{slack.view['id']}",
     )
-    try:
-        ctx.service.accept(order)
+    if len(lines) <= ctx.settings.confirm_above:
+        try:
+            ctx.service.accept(order)
+        except InvalidOrder as exc:
+            await slack.ack(response_action="errors", errors=_modal_errors(exc.problems, lines))
+            return
+        await slack.ack()
+        return
+    try:  # a large send: checked now, then asked about
+        workflow = ctx.service.check(order).workflow
     except InvalidOrder as exc:
         await slack.ack(response_action="errors", errors=_modal_errors(exc.problems, lines))
         return
-    await slack.ack()
+    pending = confirm.PendingOrder.of(order, workflow, lines, view_id=slack.view["id"])
+    kept = ctx.store.pending.add(
+        slack.user, confirm.MODAL, pending.model_dump(), ttl=confirm.CONFIRM_TTL
+    )
+    await slack.ack(
+        response_action="push",
+        view=confirm.confirm_view(pending.count, workflow.name, kept.token, ctx.sandbox),
+    )
+
+
+async def handle_confirm_send_submission(ctx: SlackContext, slack: Interaction) -> None:
+    """*Place 120 calls* on the pushed confirmation: accept the Send modal's order, once
+    (its view id is the idempotency key), and close every modal."""
+    ref = slack.metadata(confirm.ConfirmRef)
+    kept = ctx.store.pending.get(ref.token)
+
+    async def not_sent(text: str) -> None:
+        await slack.ack(response_action="update", view=done_modal("Not sent", text, ctx.sandbox))
+
+    if kept is None or kept.kind != confirm.MODAL or kept.expired:
+        await not_sent(confirm.EXPIRED_MODAL)
+        return
+    if kept.user_id != slack.user:
+        await not_sent(confirm.NOT_YOURS.format(user=kept.user_id))
+        return
+    pending = confirm.PendingOrder.model_validate(kept.payload)
+    if kept.request_id is None:
+        if refusal := ctx.refusal(slack.user, pending.channel):
+            await not_sent(refusal)
+            return
+        try:
+            record, _ = ctx.service.accept(pending.order(slack.user, f"view:{pending.view_id}"))
+        except InvalidOrder as exc:  # the workflow changed since the question was asked
+            lines = pending.recipient_lines()
+            problems = [_problem_text(p, lines, "line") for p in exc.problems]
+            await not_sent(confirm.problems_text("These calls could not be placed.", problems))
+            return
+        ctx.store.pending.confirmed(kept.token, record.id)
+    await slack.ack(response_action="clear")
 
 
 # ---------------------------------------------------------------- helpers

@@ -8,8 +8,11 @@ are queued once (a flag set in the same transaction).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot import logsafety
 from bot.core.events import Event
+from bot.core.jobs import NewJob
 from bot.core.models import RequestRecord, RequestStatus
 from bot.slack.calls import views
 from bot.slack.context import SlackContext
@@ -29,13 +32,36 @@ class RequestNotifier:
         if record.channel:  # the record as the change left it: no need to read it again
             for job in self._channel_jobs(record, event, record.channel):
                 jobs.add(job)
+        if event == Event.KEY_REFUSED:
+            for job in self._admin_jobs(record):
+                jobs.add(job)
         jobs.add(refresh_job())
+
+    def _admin_jobs(self, record: RequestRecord) -> list[NewJob]:
+        """A DM to each admin (ADMIN_USER_IDS) naming the setting to check; the channel
+        is only told that the admins know. One per admin however many parts fail."""
+        capabilities = self.ctx.provider(record.provider).capabilities
+        where = f" in <#{record.channel}>" if record.channel else ""
+        text = (
+            f":warning: {capabilities.label} refused our API key, so request `{record.id}` "
+            f"({record.recipient_count} recipients, asked by <@{record.requested_by}>{where}) "
+            f"was not placed: nobody was called. Check `{capabilities.key_setting}`, restart "
+            "the app, then send the request again."
+        )
+        whole = record.part_of or record.id
+        return [
+            replace(
+                post_job(record.id, admin, "dm", views.Message(text=text, blocks=[])),
+                dedupe=f"slack.key_refused:{whole}:{admin}",
+            )
+            for admin in self.ctx.settings.admin_user_ids
+        ]
 
     def _channel_jobs(self, record: RequestRecord, event: Event, channel: str) -> list:
         store = self.ctx.slack_store
         first = store.add_message(SlackMessage(request_id=record.id, channel=channel))
         jobs = [post_job(record.id, channel, "parent" if first else "edit")]
-        if event in (Event.FAILED, Event.UNKNOWN):
+        if event in (Event.FAILED, Event.KEY_REFUSED, Event.UNKNOWN):
             secrets = logsafety.secrets_in(self.ctx.settings)
             reply = views.failure_reply(record, secrets)
             jobs.append(post_job(record.id, channel, "reply", reply))

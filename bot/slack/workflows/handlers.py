@@ -185,7 +185,8 @@ async def handle_workflow_submission(ctx: SlackContext, slack: Interaction) -> N
 def read_workflow_form(
     slack: Interaction, capabilities
 ) -> tuple[WorkflowDraft | None, dict[str, str]]:
-    """The modal's fields as a valid draft, or every error at once, keyed by block."""
+    """The modal's fields as a valid draft, or every error at once, keyed by block: every
+    field is checked, whatever another field holds, so one answer lists them all."""
     state = slack.state
     options, option_problems = parse_reply_options(
         state.text(BlockId.WF_OPTIONS, ActionId.WF_OPTIONS_INPUT)
@@ -200,18 +201,24 @@ def read_workflow_form(
         message=state.text(BlockId.WF_MESSAGE, ActionId.WF_MESSAGE_INPUT).strip(),
         keypad=options if include_reply else {},
     )
-    problems = check_draft(draft, capabilities)
+    problems: dict[str, list[str]] = {
+        name: [text] for name, text in check_draft(draft, capabilities).items()
+    }
+    keypad = problems.setdefault("keypad", [])
     if option_problems:
-        problems["keypad"] = "\n".join(option_problems[:5])
+        keypad[:] = option_problems[:5]
+        if len(option_problems) > 5:
+            keypad.append(f"…and {len(option_problems) - 5} more")
     elif include_reply and not options:
-        problems["keypad"] = (
+        keypad.append(
             "A keypad reply is included, so add at least one option, "
             "e.g. 1=Confirm (or untick the keypad reply)."
         )
+    problems = {name: texts for name, texts in problems.items() if texts}
     if problems:  # plain text, quoting what was typed
         errors = {
-            FIELD_BLOCKS[name]: outside_plain(text, 1900, multiline=True)
-            for name, text in problems.items()
+            FIELD_BLOCKS[name]: outside_plain("\n".join(texts), 1900, multiline=True)
+            for name, texts in problems.items()
         }
         return None, errors
     return draft, {}

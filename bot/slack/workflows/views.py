@@ -32,7 +32,7 @@ from slack_sdk.models.views import View
 from bot.core.models import RequestRecord
 from bot.input import phones, templates
 from bot.providers.base import CallOutcome, Page, ProviderCall, ProviderRequest, Workflow
-from bot.slack.blocks import Message, md, number, sandbox_blocks
+from bot.slack.blocks import Message, md, number, plural, sandbox_blocks
 from bot.slack.calls.views import KEY, NAME, OUTCOME_WORDS, REF, keypad_replies, quote
 from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
 from bot.text import clip, outside
@@ -47,12 +47,39 @@ CALL_OUTCOMES = (
     CallOutcome.FAILED,
     CallOutcome.QUEUED,
 )
+MESSAGE_FIELD = 3_000  # the most a plain-text input holds (Slack's cap)
+NAME_FIELD = 150  # Intron's limit for a workflow's name
+DESCRIPTION_FIELD = 1_000
+OPTIONS_FIELD = 1_000
 MESSAGE_HINT = (
     "Write [variable] (or {{{{variable}}}}) where each call fills in a value, e.g. Hello [name], "
-    "see you on [date]. Names use letters, digits and _. At most {limit:,} characters after "
-    "filling in."
+    "see you on [date]. Names use letters, digits and _. {limits}"
 )
-OPTIONS_HINT = "One per line: a keypad digit 1-9, =, what it means. E.g. 1=Confirm"
+OPTIONS_HINT = (
+    "One per line: a keypad digit 1-9, =, what pressing it means, e.g. 1=Confirm. "
+    "Used when the keypad reply is ticked."
+)
+NAME_PLACEHOLDER = "e.g. Appointment reminder"
+DESCRIPTION_PLACEHOLDER = "e.g. Reminds patients of their appointment the day before"
+MESSAGE_PLACEHOLDER = (
+    "e.g. Hello [name], your appointment is on [date]. Press 1 to confirm, 2 to cancel."
+)
+OPTIONS_PLACEHOLDER = "1=Confirm\n2=Cancel"
+
+
+def message_cap(limit: int) -> int:
+    """The most characters the message field takes: the provider's limit, or Slack's cap
+    on a text input when that is lower."""
+    return min(limit, MESSAGE_FIELD)
+
+
+def _limits(limit: int) -> str:
+    cap = message_cap(limit)
+    if cap < limit:
+        return (
+            f"At most {cap:,} characters here, and {limit:,} once each call's values are filled in."
+        )
+    return f"At most {limit:,} characters, once each call's values are filled in."
 
 
 class WorkflowForm(BaseModel):
@@ -205,14 +232,15 @@ def workflows_list(
 # ---------------------------------------------------------------- New / Edit
 
 
-def message_count(message: str, limit: int) -> str:
-    """The live line under the message: length, variables, first bracket problem."""
-    count = f"{len(message):,} / {limit:,} characters"
+def message_count(message: str, cap: int) -> str:
+    """The live line under the message: its length against what the field takes
+    (`message_cap`), the variables, the first bracket problem."""
+    count = f"{len(message):,} / {cap:,} characters"
     names = ", ".join(f"[{v}]" for v in templates.variables(message)) or "none"
     line = f"{count} · variables: {names}"
     if problem := templates.bracket_problem(message):
         line += f" · :warning: {outside(problem, 500)}"
-    if len(message) > limit:
+    if len(message) > cap:
         line += " · :warning: too long"
     return clip(line, 3000)
 
@@ -226,7 +254,9 @@ def workflow_modal(
     message: str | None = None,
     sandbox: bool = False,
 ) -> View:
-    """The New workflow modal, or Edit filled in from `workflow`."""
+    """The New workflow modal, or Edit filled in from `workflow`. `limit` is the
+    provider's message limit; the field takes at most `message_cap(limit)`."""
+    cap = message_cap(limit)
     current = message if message is not None else (workflow.message if workflow else "")
     types = [Option(value=kind, text=kind.title()) for kind in kinds]
     chosen_type = workflow.kind if workflow else kinds[0]
@@ -239,8 +269,9 @@ def workflow_modal(
             label="Name",
             element=PlainTextInputElement(
                 action_id=ActionId.WF_NAME_INPUT,
-                max_length=150,
+                max_length=NAME_FIELD,
                 initial_value=workflow.name if workflow else None,
+                placeholder=NAME_PLACEHOLDER,
             ),
         ),
         InputBlock(
@@ -250,8 +281,9 @@ def workflow_modal(
             element=PlainTextInputElement(
                 action_id=ActionId.WF_DESCRIPTION_INPUT,
                 multiline=True,
-                max_length=1000,
+                max_length=DESCRIPTION_FIELD,
                 initial_value=(workflow.description or None) if workflow else None,
+                placeholder=DESCRIPTION_PLACEHOLDER,
             ),
         ),
         InputBlock(
@@ -266,19 +298,20 @@ def workflow_modal(
         InputBlock(
             block_id=BlockId.WF_MESSAGE,
             label="Message",
-            hint=MESSAGE_HINT.format(limit=limit),
+            hint=MESSAGE_HINT.format(limits=_limits(limit)),
             dispatch_action=True,
             element=PlainTextInputElement(
                 action_id=ActionId.WF_MESSAGE_INPUT,
                 multiline=True,
-                max_length=3000,
+                max_length=cap,
                 initial_value=current or None,
+                placeholder=MESSAGE_PLACEHOLDER,
                 dispatch_action_config={"trigger_actions_on": ["on_character_entered"]},
             ),
         ),
         ContextBlock(
             block_id=BlockId.WF_COUNT,
-            elements=[MarkdownTextObject(text=message_count(current, limit))],
+            elements=[MarkdownTextObject(text=message_count(current, cap))],
         ),
         InputBlock(
             block_id=BlockId.WF_REPLY,
@@ -298,9 +331,9 @@ def workflow_modal(
             element=PlainTextInputElement(
                 action_id=ActionId.WF_OPTIONS_INPUT,
                 multiline=True,
-                max_length=1000,
+                max_length=OPTIONS_FIELD,
                 initial_value=options_text or None,
-                placeholder="1=Confirm\n2=Cancel",
+                placeholder=OPTIONS_PLACEHOLDER,
             ),
         ),
         ContextBlock(
@@ -393,7 +426,7 @@ def view_modal(
         blocks.append(md(_requests_text(recent.items) or "Intron lists no requests yet."))
     elif ours:
         ours_text = "\n".join(
-            f"• `{r.id}` · {r.status} · {r.recipient_count} recipients · "
+            f"• `{r.id}` · {r.status} · {plural(r.recipient_count, 'recipient')} · "
             f"{r.created_at[:16].replace('T', ' ')}"
             for r in ours[:5]
         )

@@ -72,6 +72,8 @@ class Fault:
     doing it when `after_work` is set.
     `answer_delay` carries the request out and then waits before answering: what
     a client sees as a read timeout.
+    `body`, with `status`, is answered as the whole JSON body instead of Intron's error
+    envelope: e.g. a FastAPI validation error, `{"detail": [{"loc": [...], "msg": ...}]}`.
     """
 
     operation: str = "*"
@@ -80,6 +82,7 @@ class Fault:
     answer_delay: float = 0.0
     times: int = 1
     after_work: bool = False  # with `status`: do the work, then answer the error
+    body: Any = None  # with `status`: the JSON body to answer (default: the envelope)
 
 
 @dataclass
@@ -284,6 +287,8 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
 
 def _fault_response(fault: Fault) -> JSONResponse:
     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else None
+    if fault.body is not None:
+        return JSONResponse(fault.body, status_code=fault.status or 500, headers=headers)
     return _envelope(None, f"sandbox fault: HTTP {fault.status}", fault.status or 500, headers)
 
 
