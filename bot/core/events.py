@@ -15,7 +15,10 @@ from bot.core.models import RequestRecord
 
 
 class Event(StrEnum):
-    ACCEPTED = "accepted"
+    ACCEPTED = "accepted"  # accepted, or scheduled (the record's status says which)
+    DUE = "due"  # a scheduled request's time came: it is being dialled
+    LATE = "late"  # ...more than a minute late (the app was not running then)
+    CANCELLED = "cancelled"  # cancelled before it was dialled
     PLACED = "placed"
     FOUND = "found"  # an "outcome unknown" request turned out to have been placed
     PROGRESS = "progress"  # some calls have their outcome

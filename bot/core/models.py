@@ -15,15 +15,24 @@ from bot.providers.base import CallOutcome
 class RequestStatus(StrEnum):
     """Where a request is in its life."""
 
+    SCHEDULED = "scheduled"  # stored, to be dialled at `scheduled_at`; may be cancelled
     ACCEPTED = "accepted"  # stored; nothing sent to the provider yet
     SENDING = "sending"  # the submit is under way
     PLACED = "placed"  # the provider has it; waiting for results
     COMPLETED = "completed"  # every call has its outcome
     FAILED = "failed"  # refused or not sent: nobody was called
     UNKNOWN = "unknown"  # may or may not have been placed: check before resending
+    CANCELLED = "cancelled"  # cancelled before it was dialled: nobody was called
 
 
-FINAL_STATUSES = frozenset({RequestStatus.COMPLETED, RequestStatus.FAILED, RequestStatus.UNKNOWN})
+FINAL_STATUSES = frozenset(
+    {
+        RequestStatus.COMPLETED,
+        RequestStatus.FAILED,
+        RequestStatus.UNKNOWN,
+        RequestStatus.CANCELLED,
+    }
+)
 
 
 class RequestRecord(BaseModel):
@@ -50,6 +59,9 @@ class RequestRecord(BaseModel):
     part_of: str | None = None
     part: int = 1
     parts: int = 1
+    # A scheduled request: when it is to be dialled (ISO, UTC); who cancelled it, if anyone.
+    scheduled_at: str | None = None
+    cancelled_by: str | None = None
 
 
 class CallRecord(BaseModel):

@@ -15,12 +15,13 @@ import logging
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from bot import failpoints
 from bot.core.events import Event, Listener
-from bot.core.jobs import Job, Jobs, NewJob
+from bot.core.jobs import Job, Jobs, NewJob, RetryLater
 from bot.core.models import (
     CallRecord,
     RequestRecord,
@@ -61,7 +62,14 @@ APPLY_CALLBACK = "callback.apply"
 CALLS_LANE = "calls"  # submits, which may wait for a provider's rate limit
 RESULTS_LANE = "results"  # callbacks and lookups, which must not wait behind them
 
+# Requests a provider may report on. Not SCHEDULED or CANCELLED: those were never sent,
+# so no callback can complete them.
 OPEN = (RequestStatus.ACCEPTED, RequestStatus.SENDING, RequestStatus.PLACED, RequestStatus.UNKNOWN)
+# A scheduled request dialled later than this (the app was not running at its time) is
+# dialled at once, and its thread says how late.
+LATE_AFTER = 60.0
+# What may still be cancelled: nothing has been sent.
+CANCELLABLE = (RequestStatus.SCHEDULED, RequestStatus.ACCEPTED)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,8 @@ class CallOrder:
     source: str
     # The same key twice is the same order (e.g. Slack resending a submission).
     idempotency_key: str | None = None
+    # When to dial it (aware); None: at once. A front end checks it (bot.input.schedules).
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -167,12 +177,17 @@ class CallService:
         chunks = [recipients[i : i + size] for i in range(0, len(recipients), size)]
         now = now_iso()
         first_id = new_request_id()
+        when = order.at
+        if when is not None and when.tzinfo is None:  # a front end's slip: read it as UTC
+            when = when.replace(tzinfo=UTC)
+        at = when.astimezone(UTC).isoformat(timespec="seconds") if when else None
         parts = [
             RequestRecord(
                 id=first_id if part == 1 else new_request_id(),
                 created_at=now,
                 updated_at=now,
-                status=RequestStatus.ACCEPTED,
+                status=RequestStatus.SCHEDULED if at else RequestStatus.ACCEPTED,
+                scheduled_at=at,
                 provider=provider.id,
                 workflow_id=workflow.id,
                 workflow_name=workflow.name,
@@ -215,10 +230,61 @@ class CallService:
                 "channel": order.channel,
                 "numbers": [r.phone for r in chunk],
                 **({"part": f"{record.part}/{record.parts}"} if record.parts > 1 else {}),
+                **({"scheduled_at": record.scheduled_at} if record.scheduled_at else {}),
             },
         )
-        self.jobs.add(NewJob(PLACE, {"request_id": record.id}, lane=CALLS_LANE))
+        run_at = (
+            datetime.fromisoformat(record.scheduled_at).timestamp() if record.scheduled_at else None
+        )
+        self.jobs.add(NewJob(PLACE, {"request_id": record.id}, lane=CALLS_LANE, run_at=run_at))
         self._changed(record, Event.ACCEPTED)
+
+    # ------------------------------------------------------------ scheduled, cancelled
+
+    def _due(self, record: RequestRecord) -> RequestRecord | None:
+        """A scheduled request's time has come: SCHEDULED → ACCEPTED (compare-and-set, so
+        a cancel racing it wins or loses whole), with its audit row and the note of how
+        late it is when the app was not running at that time. None: cancelled first."""
+        late = _late_by(record)
+        with self.store.write():
+            moved = self.requests.transition(
+                record.id, [RequestStatus.SCHEDULED], RequestStatus.ACCEPTED
+            )
+            if moved is None:
+                return None
+            self.store.audit.record(
+                "scheduler", "request.due", record.id, {"late_seconds": round(late)}
+            )
+            self._changed(moved, Event.LATE if late > LATE_AFTER else Event.DUE)
+        return moved
+
+    def cancel(self, request_id: str, actor: str) -> list[RequestRecord]:
+        """Cancel a request before it is dialled: SCHEDULED (or ACCEPTED, not yet SENDING)
+        → CANCELLED, every part of a split request together or none, each with its audit
+        row and event. Raises NotPossible naming the state otherwise; changes nothing then.
+        Each move is a compare-and-set against the place job's own: a request is either
+        cancelled or dialled, never both."""
+        record = self.requests.get(request_id)
+        if record is None:
+            raise NotPossible("there is no such request here")
+        with self.store.write():
+            parts = self.requests.parts(record.id)
+            cancelled: list[RequestRecord] = []
+            for part in parts:
+                done = self.requests.transition(
+                    part.id, CANCELLABLE, RequestStatus.CANCELLED, cancelled_by=actor
+                )
+                if done is None:  # undone with the transaction: the parts go together
+                    current = self.requests.get(part.id) or part
+                    which = f"part {part.part} of {part.parts} of it" if part.parts > 1 else "it"
+                    raise NotPossible(_why_not_cancel(current.status, which))
+                cancelled.append(done)
+            for done in cancelled:
+                self.store.audit.record(
+                    actor, "request.cancelled", done.id, {"scheduled_at": done.scheduled_at}
+                )
+                self._changed(done, Event.CANCELLED)
+        return cancelled
 
     # ------------------------------------------------------------ placing (a job)
 
@@ -228,6 +294,12 @@ class CallService:
         record = self.requests.get(request_id)
         if record is None:
             return
+        if record.status == RequestStatus.SCHEDULED:
+            if (early := -_late_by(record, signed=True)) > 0.5:  # never before its time
+                raise RetryLater(early, "not due yet")
+            if (moved := self._due(record)) is None:
+                return  # cancelled meanwhile: never dialled
+            record = moved
         if record.status == RequestStatus.SENDING:  # the worker sending it died
             self._settle(
                 record.id,
@@ -329,7 +401,11 @@ class CallService:
             detail = {"provider_ref": provider_ref} if provider_ref else {"error": error}
             self.store.audit.record("provider", f"request.{status}", request_id, detail)
             if status in (RequestStatus.PLACED, RequestStatus.UNKNOWN):
-                self.schedule_reconcile(request_id, delay=self.reconcile_after)
+                from bot.core.reconcile import first_look  # here: reconcile imports us
+
+                on = record.provider in self.providers  # a polling one looks sooner
+                caps = self.providers.get(record.provider).capabilities if on else None
+                self.schedule_reconcile(request_id, delay=first_look(caps, self.reconcile_after))
             self._changed(record, event)
         failpoints.reach(f"request.{status}")
         return record
@@ -651,6 +727,8 @@ class NotPossible(Exception):
 
 
 _STATE_WORDS = {
+    RequestStatus.SCHEDULED: "this request is scheduled, and not dialled yet",
+    RequestStatus.CANCELLED: "this request was cancelled before it was dialled (nobody was called)",
     RequestStatus.ACCEPTED: "this request is accepted, and its calls are about to be placed",
     RequestStatus.SENDING: "this request is being sent to its provider",
     RequestStatus.PLACED: "this request is placed, and waiting for its results",
@@ -677,6 +755,35 @@ def _why_not_again(status: RequestStatus, only_unanswered: bool) -> str:
     elif status == RequestStatus.COMPLETED:
         why += " (Call again calls those who did not answer)"
     return why
+
+
+_CANCEL_WORDS = {
+    RequestStatus.SENDING: "{it} is already being dialled",
+    RequestStatus.PLACED: "{it} was already dialled (its calls are placed)",
+    RequestStatus.COMPLETED: "{it} was already dialled, and is completed",
+    RequestStatus.FAILED: "{it} already failed, so nobody was called",
+    RequestStatus.UNKNOWN: "{it} was already sent (its outcome is unknown)",
+    RequestStatus.CANCELLED: "{it} is already cancelled",
+}
+
+
+def _why_not_cancel(status: RequestStatus, it: str) -> str:
+    """Why a request (`it`: "it", or "part 2 of 3 of it") cannot be cancelled."""
+    words = _CANCEL_WORDS.get(status, "{it} is " + str(status))
+    return words.format(it=it) + "; only a request not dialled yet can be cancelled"
+
+
+def _late_by(record: RequestRecord, *, signed: bool = False) -> float:
+    """Seconds since a scheduled request's time (0 for none; for one not due yet, 0, or
+    how long until it, negative, when `signed`)."""
+    if not record.scheduled_at:
+        return 0.0
+    try:
+        due = datetime.fromisoformat(record.scheduled_at)
+    except ValueError:
+        return 0.0
+    late = time.time() - due.timestamp()
+    return late if signed else max(0.0, late)
 
 
 def _part_key(key: str | None, part: int) -> str | None:

@@ -28,6 +28,11 @@ EXAMPLE_LINE = "+2348076960623 name=Ada"
 EXAMPLE_COMMAND = "/robocall call reminder +2348076960623 name=Ada"
 EXAMPLE_VOICE = "voice=igbo/female"
 VOICE = "voice"
+AT = "at"  # `at=<when>`: schedule the call (read by bot.input.schedules)
+EXAMPLE_AT = "at=2026-12-02T09:00+01:00"
+# `at=tomorrow 09:00`, `at=2026-12-02 09:00`: the clock after a day word is part of it.
+_DAY_WORD = re.compile(r"(?:today|tomorrow|\d{4}-\d{2}-\d{2})", re.IGNORECASE)
+_CLOCK_WORD = re.compile(r"\d{1,2}:\d{2}")
 
 # Slack clients turn typed quotes into typographic ones; shlex only knows straight quotes.
 # (Invisible characters — byte-order marks from spreadsheet exports, zero-width
@@ -123,6 +128,7 @@ class CallCommand:
     recipients: list[RecipientLine]
     shared_variables: dict[str, str]
     voice: str | None
+    at: str | None = None  # `at=` as typed (`tomorrow 09:00`); bot.input.schedules reads it
 
 
 def parse_recipient_lines(
@@ -195,6 +201,8 @@ def parse_call_command(text: str) -> CallCommand:
         problem = LineProblem(None, text.strip(), _quote_message("the command", exc))
         raise RecipientsError([problem]) from None
     workflow, rest, problems = _take_workflow(words)
+    at, rest, at_problems = _take_at(rest)
+    problems += at_problems
     voice, shared, setting_problems = _read_settings(rest)
     problems += setting_problems
     recipients: list[RecipientLine] = []
@@ -223,7 +231,7 @@ def parse_call_command(text: str) -> CallCommand:
         )
     if problems:
         raise RecipientsError(problems)
-    return CallCommand(workflow, recipients, shared, voice)
+    return CallCommand(workflow, recipients, shared, voice, at)
 
 
 # --- what both forms share ---------------------------------------------------------
@@ -635,6 +643,40 @@ def _read_settings(words: list[str]) -> tuple[str | None, dict[str, str], list[L
         if message is not None:
             problems.append(LineProblem(None, word, message))
     return voice, shared, problems
+
+
+def _take_at(words: list[str]) -> tuple[str | None, list[str], list[LineProblem]]:
+    """`at=<when>` taken out of `words` (with the clock after a day word: `at=tomorrow
+    09:00` is one time), the words left, and why it cannot be read as given (only its
+    form here: bot.input.schedules reads the time)."""
+    at: str | None = None
+    left: list[str] = []
+    problems: list[LineProblem] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        name, sign, value = word.partition("=")
+        if not sign or name.strip().lower() != AT:
+            left.append(word)
+            continue
+        value = value.strip()
+        if (
+            _DAY_WORD.fullmatch(value)
+            and index < len(words)
+            and _CLOCK_WORD.fullmatch(words[index])
+        ):
+            value = f"{value} {words[index]}"
+            index += 1
+        if not value:
+            message = f"at= has no value; give a time, e.g. {EXAMPLE_AT} or at=tomorrow 09:00"
+        elif at is not None:
+            message = f"at is given twice ({quoted(at)}, then {quoted(value)}); give one"
+        else:
+            at, message = value, None
+        if message is not None:
+            problems.append(LineProblem(None, word, message))
+    return at, left, problems
 
 
 def _voice_problem(earlier: str | None, value: str) -> str | None:

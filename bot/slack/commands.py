@@ -28,6 +28,8 @@ async def handle_robocall_command(ctx: SlackContext, slack: Interaction) -> None
         await calls.handle_voices_command(ctx, slack)
     elif word == "status":
         await calls.handle_status_command(ctx, slack, rest)
+    elif word == "cancel":
+        await calls.handle_cancel_command(ctx, slack, rest)
     elif word == "call":
         await calls.handle_call_command(ctx, slack, rest)
     elif word == "workflows":

@@ -14,6 +14,7 @@ class CallbackId(StrEnum):
     WORKFLOW_DONE = "workflow_done"
     REQUEST_CALLS = "request_calls"  # a request's calls, paged (View calls)
     CONFIRM_SEND = "confirm_send"  # "Call 120 people?" pushed over the Send modal
+    WORKFLOW_PROVIDER = "workflow_provider"  # New workflow: which provider, first
 
 
 class BlockId(StrEnum):
@@ -24,6 +25,7 @@ class BlockId(StrEnum):
     VOICE = "voice"
     RECIPIENTS = "recipients"
     CHANNEL = "channel"
+    WHEN = "when"  # optional: dial later
     # Workflow modal
     WF_NAME = "wf_name"
     WF_DESCRIPTION = "wf_description"
@@ -39,6 +41,19 @@ class BlockId(StrEnum):
     CALLS_RESULTS = "calls_results"
     # A request's calls modal
     REQUEST_CALLS_FILTER = "request_calls_filter"
+    # Workflow modal, for the providers whose workflows live in this app
+    WF_PROVIDER = "wf_provider"
+    WF_AUDIO = "wf_audio"
+    WF_VOICE = "wf_voice"
+    WF_CALLER = "wf_caller"
+    WF_LANGUAGE = "wf_language"
+    WF_RETRY_COUNT = "wf_retry_count"
+    WF_RETRY_DELAY = "wf_retry_delay"
+    WF_DEFAULT = "wf_default"
+    WF_FLOW = "wf_flow"
+    WF_PITCH = "wf_pitch"
+    WF_RATE = "wf_rate"
+    WF_RECORDING = "wf_recording"
 
 
 class ActionId(StrEnum):
@@ -47,6 +62,7 @@ class ActionId(StrEnum):
     VOICE_SELECT = "voice_select"
     RECIPIENTS_INPUT = "recipients_input"
     CHANNEL_SELECT = "channel_select"
+    WHEN_SELECT = "when_select"  # a datetimepicker
     # Workflow modal inputs
     WF_NAME_INPUT = "wf_name_input"
     WF_DESCRIPTION_INPUT = "wf_description_input"
@@ -77,11 +93,25 @@ class ActionId(StrEnum):
     REQUEST_CALL_AGAIN = "request_call_again"  # those who did not answer
     REQUEST_TRY_AGAIN = "request_try_again"  # a failed request, the same recipients
     REQUEST_CHECK_NOW = "request_check_now"  # "outcome unknown": ask the provider now
+    REQUEST_CANCEL = "request_cancel"  # a scheduled request, before it is dialled
     REQUEST_CALLS_PAGE = "request_calls_page"  # paging inside the View calls modal
     REQUEST_CALLS_FILTER = "request_calls_filter"  # its outcome filter
     # A large send from /robocall call, confirmed (value: the pending order's key)
     CONFIRM_CALL = "confirm_call"
     CANCEL_CALL = "cancel_call"
+    # Workflow modal, for the providers whose workflows live in this app
+    WF_PROVIDER_SELECT = "wf_provider_select"
+    WF_AUDIO_INPUT = "wf_audio_input"
+    WF_VOICE_INPUT = "wf_voice_input"
+    WF_CALLER_INPUT = "wf_caller_input"
+    WF_LANGUAGE_INPUT = "wf_language_input"
+    WF_RETRY_COUNT_INPUT = "wf_retry_count_input"
+    WF_RETRY_DELAY_INPUT = "wf_retry_delay_input"
+    WF_DEFAULT_INPUT = "wf_default_input"
+    WF_FLOW_INPUT = "wf_flow_input"
+    WF_PITCH_INPUT = "wf_pitch_input"
+    WF_RATE_INPUT = "wf_rate_input"
+    WF_RECORDING_TOGGLE = "wf_recording_toggle"
 
 
 DEFAULT_VOICE = "default"

@@ -257,9 +257,22 @@ def _v4_pending_orders(db: Database) -> None:
     db.execute("CREATE INDEX pending_orders_expiry ON pending_orders (expires_at)")
 
 
+def _v5_scheduled_requests(db: Database) -> None:
+    """A request may be scheduled (dialled at `scheduled_at`, cancellable until then);
+    the Slack adapter keeps each requester's time zone, read with users.info, to read
+    local times they type."""
+    db.execute("ALTER TABLE requests ADD COLUMN scheduled_at TEXT")
+    db.execute("ALTER TABLE requests ADD COLUMN cancelled_by TEXT")
+    db.execute(
+        """CREATE TABLE slack_user_zones (
+            user_id TEXT PRIMARY KEY, tz TEXT, fetched_at REAL NOT NULL)"""
+    )
+
+
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _v1_first_release,
     2: _v2_providers_and_jobs,
     3: _v3_request_parts,
     4: _v4_pending_orders,
+    5: _v5_scheduled_requests,
 }

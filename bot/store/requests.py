@@ -19,7 +19,7 @@ from bot.store.db import Database
 REQUEST_COLUMNS = (
     "id, created_at, updated_at, status, provider, workflow_id, workflow_name, voice, "
     "requested_by, channel, source, idempotency_key, recipient_count, provider_ref, error, "
-    "completed_at, part_of, part, parts"
+    "completed_at, part_of, part, parts, scheduled_at, cancelled_by"
 )
 
 _NOT_FINAL = "('queued', 'in_progress')"

@@ -3,6 +3,7 @@ acted on, and who looks at the Home tab. The core never reads these."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
@@ -88,6 +89,26 @@ class SlackStore:
             [RequestStatus.COMPLETED],
         )
         return [RequestRecord.model_validate(row) for row in rows]
+
+    # ------------------------------------------------------------ time zones
+
+    def user_zone(self, user_id: str, max_age: float) -> tuple[bool, str | None]:
+        """(known, tz): a user's IANA time zone as users.info gave it within `max_age`
+        seconds (tz None: Slack gave none); known False when not looked up since."""
+        row = self.db.execute(
+            "SELECT tz, fetched_at FROM slack_user_zones WHERE user_id = ?", [user_id]
+        ).fetchone()
+        if row is None or row[1] < time.time() - max_age:
+            return False, None
+        return True, row[0]
+
+    def keep_user_zone(self, user_id: str, tz: str | None) -> None:
+        with self.db.write():
+            self.db.execute(
+                "INSERT OR REPLACE INTO slack_user_zones (user_id, tz, fetched_at) "
+                "VALUES (?, ?, ?)",
+                [user_id, tz, time.time()],
+            )
 
     # ------------------------------------------------------------ events
 

@@ -1,6 +1,7 @@
 """Slack listeners for the buttons on a request's parent message (and its line on the
 Home tab): *View calls*, *Call again: those who did not answer*, *Try again* (a failed
-request) and *Check with the provider* ("outcome unknown"). Each button's value is the
+request), *Check with the provider* ("outcome unknown") and *Cancel* (a scheduled request,
+before it is dialled). Each button's value is the
 request id.
 
 Each listener acknowledges at once, then does only what the web process may: it reads
@@ -35,6 +36,7 @@ from bot.core.requests import NotPossible
 from bot.slack.blocks import done_modal, plural
 from bot.slack.calls import calls_view
 from bot.slack.calls.calls_view import FILTERS, PER_PAGE, CallsPage
+from bot.slack.calls.handlers import cancel_answer
 from bot.slack.calls.views import ERROR, REF
 from bot.slack.context import SlackContext
 from bot.slack.ids import ActionId
@@ -51,6 +53,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     app.action(ActionId.REQUEST_CALL_AGAIN)(on(handle_call_again_action))
     app.action(ActionId.REQUEST_TRY_AGAIN)(on(handle_try_again_action))
     app.action(ActionId.REQUEST_CHECK_NOW)(on(handle_check_now_action))
+    app.action(ActionId.REQUEST_CANCEL)(on(handle_cancel_action))
 
 
 # ---------------------------------------------------------------- answering the clicker
@@ -215,6 +218,23 @@ async def _send_again(ctx: SlackContext, slack: Interaction, *, only_unanswered:
         f":telephone_receiver: Calling {who} of request {_shown(record.id)} again: "
         f"new request {_shown(new.id)}{split}. Progress and results follow in {where}.",
     )
+
+
+# ---------------------------------------------------------------- Cancel
+
+
+async def handle_cancel_action(ctx: SlackContext, slack: Interaction) -> None:
+    """*Cancel* on a scheduled request: cancelled (every part) unless already dialled."""
+    await slack.ack()
+    request_id, record = _clicked(ctx, slack)
+    if record is None:
+        await _tell(
+            ctx,
+            slack,
+            f":warning: Request {_shown(request_id)} was not cancelled: {UNKNOWN_REQUEST}.",
+        )
+        return
+    await _tell(ctx, slack, cancel_answer(ctx, slack.user, record).text)
 
 
 # ---------------------------------------------------------------- Check with the provider

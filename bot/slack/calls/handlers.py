@@ -11,21 +11,28 @@ is stored as a request until the requester confirms.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
 from bot import logsafety
+from bot.core.models import RequestRecord
 from bot.core.orders import InvalidOrder, Problem
-from bot.core.requests import CallOrder
+from bot.core.requests import CallOrder, NotPossible
+from bot.input import schedules
 from bot.input.recipients import (
     RecipientLine,
     RecipientsError,
     parse_call_command,
     parse_recipient_lines,
 )
-from bot.slack.blocks import done_modal
+from bot.slack.blocks import done_modal, md, message, sandbox_blocks
 from bot.slack.calls import confirm, views
 from bot.slack.context import SlackContext
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
@@ -33,6 +40,16 @@ from bot.slack.interaction import Interaction, UserError, listener
 from bot.text import outside, outside_plain
 
 FIELD_BLOCKS: dict[str, str] = {"workflow": BlockId.WORKFLOW, "voice": BlockId.VOICE}
+
+log = logging.getLogger(__name__)
+
+# The requester's time zone, for local times in `at=` (`09:00`, `tomorrow 09:00`): read
+# with users.info only when such a time is typed, waiting at most ZONE_TIMEOUT before the
+# ack, and kept in the database for ZONE_MAX_AGE. Without it (Slack slow, or the app
+# lacking users:read) the user is asked for an offset instead.
+ZONE_TIMEOUT = 1.0
+ZONE_MAX_AGE = 12 * 3600.0
+AT = "at"  # where a pending (confirm-first) order keeps its scheduled time
 
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
@@ -115,12 +132,14 @@ async def handle_status_command(ctx: SlackContext, slack: Interaction, ref: str)
 
 
 async def handle_call_command(ctx: SlackContext, slack: Interaction, rest: str) -> None:
-    """`/robocall call <workflow> <numbers…> [name=value …] [voice=accent/gender]`."""
+    """`/robocall call <workflow> <numbers…> [name=value …] [voice=accent/gender]
+    [at=when]`."""
     if refusal := ctx.refusal(slack.user, slack.channel):
         raise UserError(refusal)
     parsed = None
     try:
         parsed = parse_call_command(rest)
+        at, at_problem = await _command_when(ctx, slack, parsed.at)
         order = CallOrder(
             workflow=parsed.workflow,
             recipients=[r.to_recipient() for r in parsed.recipients],
@@ -129,12 +148,25 @@ async def handle_call_command(ctx: SlackContext, slack: Interaction, rest: str) 
             channel=slack.channel,
             source="slack:/robocall call",
             idempotency_key=f"command:{slack.body.get('trigger_id')}",
+            at=at,
         )
+        if at_problem is not None:  # the rest is checked too: one round of corrections
+            problems = [at_problem]
+            try:
+                ctx.service.check(order)
+            except InvalidOrder as exc:
+                problems += [_problem_text(p, parsed.recipients, "recipient") for p in exc.problems]
+            title = "That call could not be placed."
+            await _reply(slack, views.problems_message(title, problems, ctx.sandbox))
+            return
         if len(order.recipients) > ctx.settings.confirm_above:
             workflow = ctx.service.check(order).workflow
             pending = confirm.PendingOrder.of(order, workflow, parsed.recipients)
             kept = ctx.store.pending.add(
-                slack.user, confirm.COMMAND, pending.model_dump(), ttl=confirm.CONFIRM_TTL
+                slack.user,
+                confirm.COMMAND,
+                _with_at(pending.model_dump(), at),
+                ttl=confirm.CONFIRM_TTL,
             )
             question = confirm.question_message(
                 pending.count, workflow.name, kept.token, ctx.sandbox
@@ -175,7 +207,12 @@ async def handle_confirm_call(ctx: SlackContext, slack: Interaction) -> None:
             raise UserError(refusal)
         try:
             # The token is the idempotency key: two clicks racing are still one request.
-            record, _ = ctx.service.accept(pending.order(slack.user, f"confirm:{kept.token}"))
+            order = pending.order(slack.user, f"confirm:{kept.token}")
+            record, _ = ctx.service.accept(_pending_at(order, kept.payload))
+        except schedules.ScheduleError as exc:  # its time passed while it waited
+            title = "That call could not be placed."
+            await _replace(slack, views.problems_message(title, [str(exc)], ctx.sandbox))
+            return
         except InvalidOrder as exc:  # the workflow changed since the question was asked
             lines = pending.recipient_lines()
             problems = [_problem_text(p, lines, "recipient") for p in exc.problems]
@@ -243,6 +280,15 @@ async def handle_send_call_submission(ctx: SlackContext, slack: Interaction) -> 
         lines = parse_recipient_lines(state.text(BlockId.RECIPIENTS, ActionId.RECIPIENTS_INPUT))
     except RecipientsError as exc:
         errors[BlockId.RECIPIENTS] = _field_error([str(p) for p in exc.problems])
+    at = None
+    picked = state._element(BlockId.WHEN, ActionId.WHEN_SELECT).get("selected_date_time")
+    if picked is not None:
+        try:
+            at = schedules.check(datetime.fromtimestamp(float(picked), UTC), value="When")
+        except (TypeError, ValueError, OverflowError) as exc:
+            errors[BlockId.WHEN] = (
+                str(exc) if isinstance(exc, schedules.ScheduleError) else "Pick a date and time."
+            )
     if errors:
         await slack.ack(response_action="errors", errors=errors)
         return
@@ -254,6 +300,7 @@ async def handle_send_call_submission(ctx: SlackContext, slack: Interaction) -> 
         channel=channel,
         source="slack:modal",
         idempotency_key=f"view:{slack.view['id']}",
+        at=at,
     )
     if len(lines) <= ctx.settings.confirm_above:
         try:
@@ -270,7 +317,7 @@ async def handle_send_call_submission(ctx: SlackContext, slack: Interaction) -> 
         return
     pending = confirm.PendingOrder.of(order, workflow, lines, view_id=slack.view["id"])
     kept = ctx.store.pending.add(
-        slack.user, confirm.MODAL, pending.model_dump(), ttl=confirm.CONFIRM_TTL
+        slack.user, confirm.MODAL, _with_at(pending.model_dump(), at), ttl=confirm.CONFIRM_TTL
     )
     await slack.ack(
         response_action="push",
@@ -299,7 +346,11 @@ async def handle_confirm_send_submission(ctx: SlackContext, slack: Interaction) 
             await not_sent(refusal)
             return
         try:
-            record, _ = ctx.service.accept(pending.order(slack.user, f"view:{pending.view_id}"))
+            order = pending.order(slack.user, f"view:{pending.view_id}")
+            record, _ = ctx.service.accept(_pending_at(order, kept.payload))
+        except schedules.ScheduleError as exc:  # its time passed while it waited
+            await not_sent(str(exc))
+            return
         except InvalidOrder as exc:  # the workflow changed since the question was asked
             lines = pending.recipient_lines()
             problems = [_problem_text(p, lines, "line") for p in exc.problems]
@@ -307,6 +358,91 @@ async def handle_confirm_send_submission(ctx: SlackContext, slack: Interaction) 
             return
         ctx.store.pending.confirmed(kept.token, record.id)
     await slack.ack(response_action="clear")
+
+
+# ---------------------------------------------------------------- scheduling
+
+
+async def handle_cancel_command(ctx: SlackContext, slack: Interaction, ref: str) -> None:
+    """`/robocall cancel rq-…`: a request not dialled yet (every part of it) is cancelled."""
+    ref = ref.strip()
+    if not ref:
+        raise UserError(
+            "Which request? Give its request id, e.g. `/robocall cancel rq-3f9c2a7b1d04` "
+            "(its channel message shows it)."
+        )
+    record = ctx.service.lookup(ref)
+    if record is None:
+        raise UserError(
+            f"Request '{outside(ref, 60)}' was not cancelled: there is no such request here. "
+            "Request ids look like rq-3f9c2a7b1d04."
+        )
+    await _reply(slack, cancel_answer(ctx, slack.user, record))
+
+
+def cancel_answer(ctx: SlackContext, user: str, record: RequestRecord) -> views.Message:
+    """Cancel `record` for `user` (who must be allowed to place calls where it goes), and
+    the words to tell them: what was cancelled, or why not (nothing changed)."""
+    shown = f"`{outside(record.id, views.REF)}`"
+    refused = f":warning: Request {shown} was not cancelled"
+    if refusal := ctx.refusal(user, record.channel):
+        text = f"{refused}. {refusal}"
+    else:
+        try:
+            cancelled = ctx.service.cancel(record.id, user)
+        except NotPossible as exc:
+            text = f"{refused}: {exc.reason}."
+        else:
+            count = sum(p.recipient_count for p in cancelled)
+            split = f" (all {len(cancelled)} parts)" if len(cancelled) > 1 else ""
+            text = (
+                f":no_entry_sign: Request {shown}{split} is cancelled: nobody will be called "
+                f"({count:,} recipient{'' if count == 1 else 's'})."
+            )
+    return message(text, [*sandbox_blocks(ctx.sandbox), md(text)])
+
+
+async def _command_when(
+    ctx: SlackContext, slack: Interaction, typed: str | None
+) -> tuple[datetime | None, str | None]:
+    """`at=` read: the time, or why it cannot be used (naming it)."""
+    if typed is None:
+        return None, None
+    tz = await _user_zone(ctx, slack.user) if schedules.is_local(typed) else None
+    try:
+        return schedules.parse(typed, tz), None
+    except schedules.ScheduleError as exc:
+        return None, str(exc)
+
+
+async def _user_zone(ctx: SlackContext, user: str) -> str | None:
+    """The user's IANA time zone: kept, else users.info within ZONE_TIMEOUT, else None."""
+    store = ctx.slack_store
+    known, tz = store.user_zone(user, ZONE_MAX_AGE)
+    if known:
+        return tz
+    try:
+        async with asyncio.timeout(ZONE_TIMEOUT):
+            answer = await ctx.client.users_info(user=user)
+    except Exception as exc:  # slow, refused (no users:read), down: ask for an offset
+        log.info("no time zone for %s from users.info (%s)", user, type(exc).__name__)
+        return None
+    tz = (answer.get("user") or {}).get("tz") or None
+    store.keep_user_zone(user, tz)
+    return tz
+
+
+def _with_at(payload: dict[str, Any], at: datetime | None) -> dict[str, Any]:
+    return {**payload, AT: at.isoformat()} if at else payload
+
+
+def _pending_at(order: CallOrder, payload: dict[str, Any]) -> CallOrder:
+    """A confirmed order with the time it was scheduled for (checked again: it may have
+    passed while the question waited)."""
+    if not payload.get(AT):
+        return order
+    at = schedules.check(datetime.fromisoformat(payload[AT]), value=f"at={payload[AT]}")
+    return dataclasses.replace(order, at=at)
 
 
 # ---------------------------------------------------------------- helpers

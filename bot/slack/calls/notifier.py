@@ -65,6 +65,10 @@ class RequestNotifier:
             secrets = logsafety.secrets_in(self.ctx.settings)
             reply = views.failure_reply(record, secrets)
             jobs.append(post_job(record.id, channel, "reply", reply))
+        if event == Event.LATE:
+            jobs.append(post_job(record.id, channel, "reply", views.late_reply(record)))
+        if event == Event.CANCELLED:
+            jobs.append(post_job(record.id, channel, "reply", views.cancelled_reply(record)))
         if event == Event.FOUND:
             provider = self.ctx.provider(record.provider).capabilities.label
             jobs.append(post_job(record.id, channel, "reply", views.found_reply(record, provider)))

@@ -13,6 +13,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import cache
 
 from pydantic import BaseModel
@@ -20,6 +21,8 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
+    DateTimePickerElement,
     DividerBlock,
     InputBlock,
     MarkdownTextObject,
@@ -150,6 +153,16 @@ def send_call_modal(
     )
     blocks.append(
         InputBlock(
+            block_id=BlockId.WHEN,
+            label="When",
+            optional=True,
+            hint="Leave empty to call at once. Shown in your time zone; it can be "
+            "cancelled from the request's message until it is dialled (up to 30 days ahead).",
+            element=DateTimePickerElement(action_id=ActionId.WHEN_SELECT),
+        )
+    )
+    blocks.append(
+        InputBlock(
             block_id=BlockId.CHANNEL,
             label="Post updates in",
             element=ConversationSelectElement(
@@ -245,6 +258,9 @@ def help_message(sandbox: bool) -> Message:
             "numbers, then the values its message needs and, if you like, a voice; e.g. "
             '`/robocall call "Appointment reminder" +2348076960623 name=Ada date=Monday '
             "voice=igbo/female`",
+            "• add `at=2026-12-02T09:00+01:00`, `at=09:00` or `at=tomorrow 09:00` (your "
+            "Slack time zone) to `/robocall call` to dial it later",
+            "• `/robocall cancel rq-…` — cancel a scheduled request before it is dialled",
             "• `/robocall status rq-…` — what is known about a request, by its request id "
             "or the provider's batch id",
             "• `/robocall voices` — the premium voices",
@@ -297,6 +313,13 @@ def accepted_message(parts: Sequence[RequestRecord], sandbox: bool) -> Message:
         f"{plural(total, 'recipient')} with "
         f"*{outside(record.workflow_name, NAME)}*. Progress and results follow in {where}."
     )
+    if record.status == RequestStatus.SCHEDULED:
+        text = (
+            f":clock9: Request `{record.id}` scheduled: {plural(total, 'recipient')} with "
+            f"*{outside(record.workflow_name, NAME)}*, to be dialled "
+            f"{when(record.scheduled_at)}. Until then it can be cancelled with "
+            f"`/robocall cancel {record.id}` or the *Cancel* button on its message in {where}."
+        )
     if len(parts) > 1:
         text += (
             f"\nIt goes to the provider in {len(parts)} parts of at most "
@@ -347,6 +370,8 @@ def status_message(
 # notification that message sends, `/robocall status` and the Home tab.
 
 STATE_EMOJI = {
+    RequestStatus.SCHEDULED: ":clock9:",
+    RequestStatus.CANCELLED: ":no_entry_sign:",
     RequestStatus.ACCEPTED: ":hourglass_flowing_sand:",
     RequestStatus.SENDING: ":hourglass_flowing_sand:",
     RequestStatus.PLACED: ":telephone_receiver:",
@@ -362,6 +387,10 @@ def state_words(record: RequestRecord, stats: Stats) -> str:
     total = stats.total or record.recipient_count
     done = stats.total - stats.pending
     match record.status:
+        case RequestStatus.SCHEDULED:
+            return f"scheduled for {when(record.scheduled_at) or 'later'}"
+        case RequestStatus.CANCELLED:
+            return "cancelled, nobody was called"
         case RequestStatus.ACCEPTED:
             return "accepted, about to be placed"
         case RequestStatus.SENDING:
@@ -401,7 +430,7 @@ def headline_text(record: RequestRecord, stats: Stats) -> str:
 def _finished_at(record: RequestRecord) -> str | None:
     if record.status == RequestStatus.COMPLETED:
         return record.completed_at or record.updated_at
-    if record.status == RequestStatus.FAILED:
+    if record.status in (RequestStatus.FAILED, RequestStatus.CANCELLED):
         return record.updated_at
     return None
 
@@ -414,6 +443,8 @@ def _fields(record: RequestRecord, voice: str) -> SectionBlock:
         f"*To*\n{plural(record.recipient_count, 'recipient')}",
         f"*Requested by*\n<@{record.requested_by}>",
     ]
+    if scheduled := when(record.scheduled_at):
+        fields.append(f"*Scheduled for*\n:clock9: {scheduled}")
     if started := when(record.created_at):
         fields.append(f"*Started*\n{started}")
     if finished := when(_finished_at(record)):
@@ -455,6 +486,23 @@ def request_actions(
         buttons.append(
             ButtonElement(
                 text="Try again", action_id=ActionId.REQUEST_TRY_AGAIN, value=value, style="primary"
+            )
+        )
+    if record.status == RequestStatus.SCHEDULED:
+        buttons.append(
+            ButtonElement(
+                text="Cancel",
+                action_id=ActionId.REQUEST_CANCEL,
+                value=value,
+                style="danger",
+                confirm=ConfirmObject(
+                    title="Cancel this request?",
+                    text=f"Nobody will be called: {plural(record.recipient_count, 'recipient')}"
+                    + (" (every part of it)" if record.parts > 1 else "")
+                    + ".",
+                    confirm="Cancel it",
+                    deny="Keep it",
+                ),
             )
         )
     if record.status == RequestStatus.UNKNOWN:
@@ -510,6 +558,34 @@ def failure_reply(record: RequestRecord, secrets: Iterable[str]) -> Message:
             "\nDo not send it again before checking: the *Check with…* button above, or "
             f"`/robocall status {record.id}`."
         )
+    return message(text, [md(text)])
+
+
+def late_reply(record: RequestRecord) -> Message:
+    """The thread note when a scheduled request was dialled late (the app was down)."""
+    minutes = _late_minutes(record)
+    text = (
+        f":warning: Dialled {minutes} late: the app was not running at "
+        f"{when(record.scheduled_at)}, the time it was scheduled for."
+    )
+    return message(text, [md(text)])
+
+
+def _late_minutes(record: RequestRecord) -> str:
+    try:
+        late = (
+            datetime.fromisoformat(record.updated_at) - datetime.fromisoformat(record.scheduled_at)
+        ).total_seconds()
+    except (TypeError, ValueError):
+        return "some time"
+    whole = max(1, round(late / 60))
+    return f"{whole} min" if whole < 120 else f"{whole // 60} h {whole % 60} min"
+
+
+def cancelled_reply(record: RequestRecord) -> Message:
+    """The thread note when a request is cancelled before it was dialled."""
+    by = f" by <@{record.cancelled_by}>" if record.cancelled_by else ""
+    text = f":no_entry_sign: Cancelled{by} before it was dialled: nobody was called."
     return message(text, [md(text)])
 
 
