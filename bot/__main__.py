@@ -66,20 +66,23 @@ def main(argv: list[str] | None = None) -> None:
     serve_command.add_argument(CHECKED, action="store_true", help=argparse.SUPPRESS)
     commands.add_parser("worker", help="a worker: runs the jobs the web process stores")
     sandbox = commands.add_parser("sandbox", help="serve a provider's sandbox API")
-    sandbox.add_argument("--provider", default="intron", choices=["intron"])
+    sandbox.add_argument(
+        "--provider", default="intron", choices=["intron", "intron-direct", "bizphone"]
+    )
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8081)
     sandbox.add_argument(
         "--callback-delay",
         type=float,
         default=2.0,
-        help="seconds before a request's completion callback is sent",
+        help="seconds before a request's completion callback is sent (intron), before a "
+        "call's first event (intron-direct), a call's length (bizphone)",
     )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     if args.command == "sandbox":
-        serve_sandbox(args.host, args.port, args.callback_delay)
+        serve_sandbox(args.host, args.port, args.callback_delay, args.provider)
         return
     settings = _settings_or_exit()
     if args.command == "run":
@@ -105,17 +108,7 @@ def _settings_or_exit() -> Settings:
             f"  - {'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
         )
         sys.exit(f"Cannot start: these settings are wrong:\n{lines}")
-    logsafety.install(
-        secret.get_secret_value()
-        for secret in (
-            settings.slack_bot_token,
-            settings.slack_signing_secret,
-            settings.slack_app_token,
-            settings.intron_api_key,
-            settings.callback_token,
-        )
-        if secret is not None
-    )
+    logsafety.install(logsafety.secrets_in(settings))  # every SecretStr setting, new ones too
     if missing := settings.missing():
         lines = "\n".join(f"  - {item}" for item in missing)
         sys.exit(f"Cannot start: these settings are missing:\n{lines}\n{SETUP_HINT}")
@@ -240,6 +233,9 @@ def _callback_token(settings: Settings) -> str:
         store.close()
 
 
+POLLED_PROVIDERS = {"bizphone"}  # no callback: the app reads their status
+
+
 def startup_lines(
     settings: Settings, callback_token: str, limits: str = ""
 ) -> list[tuple[int, str]]:
@@ -250,7 +246,6 @@ def startup_lines(
     where = here if here == settings.local_url else f"{here}, on this machine {settings.local_url}"
     lines = [(logging.INFO, f"listening on {where}" + (f" ({limits})" if limits else ""))]
     events = f"{public}/slack/events"
-    callbacks = f"{public}/callbacks/intron/{mask(callback_token)}"
     socket_mode = settings.slack_app_token is not None
     if socket_mode:
         lines += [
@@ -270,8 +265,13 @@ def startup_lines(
             (logging.INFO, f"Slack app → Interactivity & Shortcuts → Request URL: {events}"),
             (logging.INFO, f"Slack app → Slash Commands → /robocall → Request URL: {events}"),
         ]
-    who = "the built-in sandbox" if settings.uses_sandbox else "Intron"
-    lines.append((logging.INFO, f"provider callbacks ({who} calls back): POST {callbacks}"))
+    who = "the built-in sandbox" if settings.uses_sandbox else "the provider"
+    for provider in settings.enabled_providers:
+        if provider in POLLED_PROVIDERS:
+            lines.append((logging.INFO, f"{provider}: no callbacks (its results are polled)"))
+            continue
+        route = f"{public}/callbacks/{provider}/{mask(callback_token)}"
+        lines.append((logging.INFO, f"{provider} callbacks ({who} calls back): POST {route}"))
     unreachable = _is_local(public)
     if unreachable and not socket_mode:
         lines.append(
@@ -366,11 +366,30 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def serve_sandbox(host: str, port: int, callback_delay: float) -> None:
-    from bot.providers.intron.sandbox import SandboxConfig, create_sandbox_app
+def serve_sandbox(host: str, port: int, callback_delay: float, provider: str = "intron") -> None:
+    """One provider's sandbox, alone, accepting any non-empty key."""
+    if provider == "intron-direct":
+        from bot.providers.intron_direct.sandbox import SandboxConfig as DirectConfig
+        from bot.providers.intron_direct.sandbox import create_sandbox_app as direct_app
 
-    app = create_sandbox_app(SandboxConfig(callback_delay=callback_delay))
-    print(f"Intron sandbox on http://{host}:{port} (any non-empty bearer token)")
+        app = direct_app(DirectConfig(event_delay=callback_delay))
+        what = "Intron direct sandbox"
+        auth = "any non-empty bearer token"
+    elif provider == "bizphone":
+        from bot.providers.bizphone.client import API_KEY_HEADER
+        from bot.providers.bizphone.sandbox import SandboxConfig as BizPhoneConfig
+        from bot.providers.bizphone.sandbox import create_sandbox_app as bizphone_app
+
+        app = bizphone_app(BizPhoneConfig(call_seconds=callback_delay))
+        what = "BizPhone sandbox"
+        auth = f"any non-empty {API_KEY_HEADER} header"
+    else:
+        from bot.providers.intron.sandbox import SandboxConfig, create_sandbox_app
+
+        app = create_sandbox_app(SandboxConfig(callback_delay=callback_delay))
+        what = "Intron sandbox"
+        auth = "any non-empty bearer token"
+    print(f"{what} on http://{host}:{port} ({auth})")
     uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
 
 

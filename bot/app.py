@@ -38,7 +38,13 @@ from bot.core.requests import (
 )
 from bot.core.wakeup import WakeSender
 from bot.core.workflows import WorkflowService
-from bot.providers.base import ProviderConnectionError, ProviderError, WorkflowDraft
+from bot.providers.base import (
+    Provider,
+    ProviderConnectionError,
+    ProviderError,
+    Workflow,
+    WorkflowDraft,
+)
 from bot.providers.registry import open_providers, sandbox_apps
 from bot.settings import Settings
 from bot.slack import app as slack_app
@@ -58,6 +64,43 @@ DEMO_WORKFLOW = WorkflowDraft(
     message="Hello [name], this is a test call from Slack. Press 1 to confirm, 2 to cancel.",
     keypad={"1": "Confirm", "2": "Cancel"},
 )
+
+# The demo workflows of the providers whose workflows live in this app (in the
+# sandbox), put straight into the workflow store, once (`demo_workflow:<provider>`).
+APP_SIDE_DEMO_MESSAGE = (
+    "Hello {{name}}, this is a test call from Slack. Press 1 to confirm, 2 to cancel."
+)
+APP_SIDE_DEMO_NAMES = {
+    "intron-direct": "Demo reminder (Intron direct)",
+    "bizphone": "Demo reminder (BizPhone)",
+}
+
+
+def demo_workflow(provider: Provider) -> Workflow:
+    """The demo workflow of a provider whose workflows live in this app."""
+    return Workflow(
+        id=f"demo-{provider.id}",
+        provider=provider.id,
+        name=APP_SIDE_DEMO_NAMES.get(provider.id, f"Demo reminder ({provider.capabilities.label})"),
+        description="Created by the robocall bot in the sandbox so there is something to try.",
+        message=APP_SIDE_DEMO_MESSAGE,
+        keypad={"1": "Confirm", "2": "Cancel"},
+    )
+
+
+def put_demo_workflows(runtime: Runtime) -> None:
+    """In the sandbox, a demo workflow for each provider whose workflows live in this app,
+    once: one deleted is not made again."""
+    store = runtime.store
+    for provider in runtime.providers:
+        key = f"demo_workflow:{provider.id}"
+        if not provider.sandbox or provider.capabilities.workflows_at_provider:
+            continue
+        if store.meta.get(key) is None:
+            workflow = demo_workflow(provider)
+            with store.db.write():
+                store.workflows.put(workflow)
+                store.meta.set(key, workflow.id)
 
 
 @dataclass
@@ -128,6 +171,7 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
         stack.callback(waker.close)
         jobs.on_add(waker.send)
         workflows = WorkflowService(store, providers)
+        workflows.load_file(settings.workflows_file)  # refusals are logged; the rest load
         service = CallService(
             store,
             jobs,
@@ -224,6 +268,8 @@ class WorkflowRefresher:
                     await workflows.create(provider, DEMO_WORKFLOW, actor="sandbox")
                 if workflows.stale(provider):
                     await workflows.refresh(provider)
+            # After the Intron one, so "Demo reminder" names it whenever it is listed.
+            put_demo_workflows(self.runtime)
         except ProviderConnectionError as exc:  # e.g. the web process, with the sandbox, is
             log.info("could not refresh the workflows yet: %s", exc.message)  # not up yet
             self.runtime.jobs.add(refresh_workflows_job(delay=2.0))

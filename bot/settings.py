@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.input.phones import NumberType
+
+# Every provider, in the order they are offered (the first is the default).
+PROVIDERS = ("intron", "intron-direct", "bizphone")
 
 IdList = Annotated[list[str], NoDecode]
 NumberTypeList = Annotated[list[NumberType], NoDecode]
@@ -28,12 +32,20 @@ class Settings(BaseSettings):
     # Providers (contract). No key at all means demo mode: the built-in sandboxes.
     intron_api_key: SecretStr | None = None
     intron_base_url: str = "https://voicebot.intron.health/voicebot/v1"
+    intron_direct_api_key: SecretStr | None = None  # Intron's direct robo-call API
+    intron_direct_base_url: str = "https://voice.intron.io/api/v1/voice-bot"
+    bizphone_api_key: SecretStr | None = None  # BizPhone: enabled with BIZPHONE_BASE_URL
+    bizphone_base_url: str | None = None  # no default: each organisation has its own
+    bizphone_caller_id: str | None = None  # the number (or name) BizPhone calls from
+    bizphone_call_recording: bool = False  # record BizPhone's calls
     sandbox: bool = False  # SANDBOX=1: the sandboxes even though a key is set
 
     # Serving (contract)
     public_url: str = "http://localhost:3000"
     callback_token: SecretStr | None = None
     database_path: str = "data/robocall.db"
+    # Workflows kept as code (YAML), for the providers whose workflows live in this app.
+    workflows_file: Path | None = None
     host: str = "0.0.0.0"
     port: int = 3000
 
@@ -53,6 +65,8 @@ class Settings(BaseSettings):
     intron_management_per_hour: int = 60  # seed 003
     intron_max_wait: float = 120.0  # longest a request waits for a rate-limit slot
     intron_timeout: float = 15.0  # seconds to wait for Intron's answer (connect: 5)
+    intron_direct_calls_per_minute: int = Field(10, ge=1)  # the plan's limit (Free: 10)
+    intron_direct_concurrent_calls: int = Field(2, ge=1)  # the plan's limit (Free: 2)
     sandbox_callback_delay: float = 2.0  # seconds before the sandbox reports results
     reconcile_after: float = 600.0  # seconds a request may wait for results before we look
     confirm_above: int = Field(25, ge=0)  # a send to more recipients asks to confirm first
@@ -65,6 +79,10 @@ class Settings(BaseSettings):
         "slack_signing_secret",
         "slack_app_token",
         "intron_api_key",
+        "intron_direct_api_key",
+        "bizphone_api_key",
+        "bizphone_base_url",
+        "bizphone_caller_id",
         "callback_token",
         mode="before",
     )
@@ -129,6 +147,26 @@ class Settings(BaseSettings):
                 f"INTRON_API_KEY{_why(self.intron_api_key)}: your Intron API key; or remove "
                 "the line to use the built-in sandbox (no real calls are placed)"
             )
+        if self.intron_direct_api_key is not None and not _filled(self.intron_direct_api_key):
+            missing.append(
+                f"INTRON_DIRECT_API_KEY{_why(self.intron_direct_api_key)}: your key of "
+                "Intron's direct robo-call API; or remove the line to leave it off"
+            )
+        if self.bizphone_api_key is not None and not _filled(self.bizphone_api_key):
+            missing.append(
+                f"BIZPHONE_API_KEY{_why(self.bizphone_api_key)}: your BizPhone API key; or "
+                "remove the line to leave BizPhone off"
+            )
+        elif self.bizphone_api_key is not None and not self.bizphone_base_url:
+            missing.append(
+                "BIZPHONE_BASE_URL: BizPhone's API address for your organisation, which "
+                "BIZPHONE_API_KEY needs (it has no default); or remove BIZPHONE_API_KEY"
+            )
+        elif self.bizphone_base_url and is_placeholder(self.bizphone_base_url):
+            missing.append(
+                "BIZPHONE_BASE_URL (still the example's placeholder): BizPhone's API "
+                "address for your organisation"
+            )
         if self.callback_token is not None and not _filled(self.callback_token):
             missing.append(
                 f"CALLBACK_TOKEN{_why(self.callback_token)}: a long random string of your "
@@ -137,8 +175,24 @@ class Settings(BaseSettings):
         return missing
 
     @property
+    def keyed_providers(self) -> list[str]:
+        """The providers whose settings are set (BizPhone: its key and its base URL), by
+        id, in the order they are offered."""
+        keyed = {
+            "intron": bool(_secret(self.intron_api_key)),
+            "intron-direct": bool(_secret(self.intron_direct_api_key)),
+            "bizphone": bool(_secret(self.bizphone_api_key)) and bool(self.bizphone_base_url),
+        }
+        return [provider for provider, on in keyed.items() if on]
+
+    @property
+    def enabled_providers(self) -> list[str]:
+        """The providers offered: those with keys; all of them (as sandboxes) in demo mode."""
+        return self.keyed_providers or list(PROVIDERS)
+
+    @property
     def has_provider_key(self) -> bool:
-        return bool(_secret(self.intron_api_key))
+        return bool(self.keyed_providers)
 
     @property
     def uses_sandbox(self) -> bool:

@@ -234,7 +234,7 @@ async def test_a_good_start_says_where_it_listens_and_what_to_paste_into_slack(
     )
     assert line_with("Interactivity & Shortcuts → Request URL").endswith(events)
     assert line_with("Slash Commands → /robocall → Request URL").endswith(events)
-    assert line_with("provider callbacks").endswith(f"{PUBLIC}/callbacks/intron/cb-1…")
+    assert line_with("intron callbacks").endswith(f"{PUBLIC}/callbacks/intron/cb-1…")
     assert CALLBACK not in output  # the callback token is never shown whole
     assert BOT_TOKEN not in output
     # The workspace the token belongs to, from auth.test, asked once for both processes.

@@ -167,13 +167,17 @@ async def test_without_an_api_key_the_app_uses_the_sandbox_by_itself(
     monkeypatch.delenv("INTRON_API_KEY", raising=False)
     settings = Settings(_env_file=None, sandbox_callback_delay=0.01, port=3999)
     assert settings.uses_sandbox
-    [intron] = _providers(settings).values()
-    assert intron.sandbox
+    providers = _providers(settings)
+    assert list(providers) == ["intron", "intron-direct", "bizphone"]  # demo: all three
+    intron = providers["intron"]
+    assert all(p.sandbox for p in providers.values())
     assert intron.client.base_url == f"http://127.0.0.1:3999{SANDBOX_PREFIX}"
-    # The web process serves it there, accepting only the stored sandbox key.
-    [(path, app)] = sandbox_apps(settings, "sandbox-secret").items()
-    assert path == SANDBOX_PREFIX and app.state.sandbox.config.api_key == "sandbox-secret"
-    await intron.aclose()
+    # The web process serves them there, accepting only the stored sandbox key.
+    apps = sandbox_apps(settings, "sandbox-secret")
+    assert list(apps) == [SANDBOX_PREFIX, "/_sandbox/intron-direct", "/_sandbox/bizphone"]
+    assert all(a.state.sandbox.config.api_key == "sandbox-secret" for a in apps.values())
+    for provider in providers.values():
+        await provider.aclose()
 
 
 async def test_with_an_api_key_the_configured_base_url_is_used() -> None:

@@ -47,6 +47,9 @@ class Capabilities:
     listings: bool = False  # lists a workflow's requests and calls
     quota_note: str = ""  # the management quota, in words, for "possible again in …"
     max_batch: int = 1_000  # recipients one submission carries; larger requests are split
+    # For a provider whose results come only by polling: the first and the longest wait
+    # (s) between looks at a placed request (None: RECONCILE_AFTER, doubling).
+    poll_interval: tuple[float, float] | None = None
 
 
 # ---------------------------------------------------------------- workflows
@@ -66,6 +69,13 @@ class Workflow(BaseModel):
     keypad: dict[str, str] = Field(default_factory=dict)  # digit -> meaning; {} = no reply
     callback_url: str | None = None  # where the provider sends results, when set per workflow
     created_at: datetime | None = None
+    # For providers whose workflows live in this app: a recorded message instead of the
+    # text (`audio_url`), a whole call flow (BizPhone's `callFlow`), and the provider's
+    # own settings (voice, caller id, language, retries, what each key answers…).
+    audio_url: str | None = None
+    call_flow: dict[str, Any] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    read_only: bool = False  # kept as code (WORKFLOWS_FILE): shown, not edited, in Slack
 
     @property
     def variables(self) -> list[str]:
@@ -84,6 +94,9 @@ class WorkflowDraft(BaseModel):
     kind: str = "robocall"
     message: str
     keypad: dict[str, str] = Field(default_factory=dict)
+    audio_url: str | None = None
+    call_flow: dict[str, Any] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)

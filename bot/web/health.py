@@ -1,5 +1,6 @@
-"""`GET /healthz`: 200 with a small JSON body once the database is open, and the jobs
-that were parked (given up on after repeated failures)."""
+"""`GET /healthz`: 200 with a small JSON body once the database is open: the enabled
+providers (in the sandbox, `"provider": "sandbox"` and their ids in `providers`), and
+the jobs that were parked (given up on after repeated failures)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,15 @@ async def healthz(request: Request) -> Response:
     runtime.store.db.execute("SELECT 1").fetchone()
     providers = runtime.providers
     parked, latest = runtime.store.jobs.parked()
+    # With real keys `provider` names the enabled providers; in the sandbox it says so,
+    # and `providers` names the sandboxes standing in for them.
+    sandboxes = {"providers": [p.id for p in providers]} if providers.sandbox else {}
     return JSONResponse(
         {
             "ok": True,
             "database": "open",
             "provider": "sandbox" if providers.sandbox else ",".join(p.id for p in providers),
+            **sandboxes,
             # Jobs given up on after repeated failures: the app runs on, but someone
             # should look. Only the kind of error: its text may hold a phone number.
             "parked_jobs": parked,

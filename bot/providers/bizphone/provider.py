@@ -69,6 +69,9 @@ CAPABILITIES = Capabilities(
     # The seed documents no limit on `destinations`; 1,000 keeps a status answer
     # to a few hundred KB.
     max_batch=1_000,
+    # Results come only by reading the status: first after 5 s, then each wait 1.5
+    # times the last, up to 60 s (the core's reconcile job, `poll_interval`).
+    poll_interval=(5.0, 60.0),
 )
 
 # Voices: the seed shows `"lang": "en"` and the genders male/female only.

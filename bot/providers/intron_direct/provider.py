@@ -60,7 +60,17 @@ POLL_PAGE = 20  # status lookups per poll step
 POLL_MAX_WAIT = 1.0  # a lookup waits no longer for the limiter: its job comes back later
 
 
-def capabilities(calls_per_minute: int = FREE_CALLS_PER_MINUTE) -> Capabilities:
+# Stop-gap, what the app opens this provider with: one recipient a submission.
+# Webhook events name only their call id, and the core matches a callback by the
+# exact reference, which for a batch is `batch:<id>:<call ids>`: no event of a batch
+# would match it. A single call's reference is its call id, so with each recipient
+# its own request part every event finds its request. Until batches are matched.
+SINGLE_CALLS = 1
+
+
+def capabilities(
+    calls_per_minute: int = FREE_CALLS_PER_MINUTE, max_batch: int | None = None
+) -> Capabilities:
     return Capabilities(
         label="Intron (direct)",
         key_setting="INTRON_DIRECT_API_KEY",
@@ -75,8 +85,9 @@ def capabilities(calls_per_minute: int = FREE_CALLS_PER_MINUTE) -> Capabilities:
         resend_safe=False,
         workflows_at_provider=False,
         # Every call of a batch counts against calls per minute, and a batch takes
-        # its slots together: a larger request is split into parts.
-        max_batch=calls_per_minute,
+        # its slots together: a larger request is split into parts. The app opens it
+        # with `max_batch=SINGLE_CALLS` for now (see there).
+        max_batch=calls_per_minute if max_batch is None else max_batch,
     )
 
 
@@ -156,11 +167,12 @@ class IntronDirectProvider:
         *,
         callback_url: str | None,
         sandbox: bool = False,
+        max_batch: int | None = None,
     ) -> None:
         self.client = client
         self.callback_url = callback_url
         self.sandbox = sandbox
-        self.capabilities = capabilities(client.calls_per_minute)
+        self.capabilities = capabilities(client.calls_per_minute, max_batch)
 
     def voices(self) -> Sequence[Voice]:
         return VOICES
@@ -431,11 +443,13 @@ def open_intron_direct(
     max_wait: float | None = 120.0,
     sandbox: bool = False,
     slot_logs: dict | None = None,
+    max_batch: int | None = None,
 ) -> IntronDirectProvider:
     """The provider, ready: what the registry calls (`INTRON_DIRECT_API_KEY`,
     `INTRON_DIRECT_BASE_URL`, `INTRON_DIRECT_CALLS_PER_MINUTE`,
     `INTRON_DIRECT_CONCURRENT_CALLS`; `callback_url` is
-    `PUBLIC_URL/callbacks/intron-direct/<token>`)."""
+    `PUBLIC_URL/callbacks/intron-direct/<token>`; `max_batch`: recipients a
+    submission, at most `calls_per_minute`, which is the default)."""
     client = IntronDirectClient(
         api_key,
         base_url,
@@ -444,4 +458,6 @@ def open_intron_direct(
         max_wait=max_wait,
         slot_logs=slot_logs,
     )
-    return IntronDirectProvider(client, callback_url=callback_url, sandbox=sandbox)
+    return IntronDirectProvider(
+        client, callback_url=callback_url, sandbox=sandbox, max_batch=max_batch
+    )
