@@ -12,13 +12,17 @@ elsewhere are flagged when they don't.
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.core.models import RequestRecord
 from bot.core.orders import InvalidOrder, Problem
 from bot.core.providers import Providers
+from bot.core.workflow_checks import app_workflow, check_app_workflow
 from bot.input import templates
 from bot.providers.base import (
     AuthenticationError,
@@ -38,6 +42,25 @@ from bot.providers.base import (
 )
 from bot.store import Store
 from bot.text import clip, quoted
+
+log = logging.getLogger(__name__)
+
+
+class InvalidWorkflow(RefusedError):
+    """A draft of an app-side workflow that its provider's rules refuse; `problems` is
+    field → what is wrong."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        text = "; ".join(f"{field}: {problem}" for field, problem in problems.items())
+        super().__init__(text, operation="workflow", field=next(iter(problems), None))
+
+
+def kept_as_code(workflow: Workflow) -> RefusedError:
+    return RefusedError(
+        f"'{workflow.name}' is kept as code (WORKFLOWS_FILE): change it in that file, not in Slack",
+        operation="workflow",
+    )
 
 
 class WorkflowService:
@@ -91,6 +114,24 @@ class WorkflowService:
         """The providers whose workflows live at the provider (and are cached here)."""
         return [p for p in self.providers if p.capabilities.workflows_at_provider]
 
+    def app_side(self) -> list[Provider]:
+        """The providers whose workflows live in this app's database."""
+        return [p for p in self.providers if not p.capabilities.workflows_at_provider]
+
+    def load_file(self, path: Path | None) -> list[str]:
+        """Load the workflows kept as code (`WORKFLOWS_FILE`) in place of the ones loaded
+        before; each refused workflow is logged, and the refusals returned."""
+        from bot.input.workflows_file import load_workflows_file
+
+        if path is None:
+            workflows, refusals = [], []
+        else:
+            workflows, refusals = load_workflows_file(path, [p.id for p in self.providers])
+        self.cache.replace_kept(workflows)
+        for refusal in refusals:
+            log.warning("WORKFLOWS_FILE: %s", refusal)
+        return refusals
+
     def fetched_at(self) -> datetime | None:
         """When the oldest of the providers' lists was fetched (None: one never was)."""
         times = [self.cache.fetched_at(p.id) for p in self.managed()]
@@ -130,6 +171,8 @@ class WorkflowService:
 
     def check_quota(self, provider: Provider, action: str) -> None:
         """Refuse, with the time it becomes possible, an action the quota would make wait."""
+        if not provider.capabilities.workflows_at_provider:
+            return  # its workflows live here: no management request, no quota
         wait = self.wait_time(provider)
         if wait > self.interactive_wait:
             raise RateLimitedError(
@@ -142,6 +185,9 @@ class WorkflowService:
         """Replace the cache with the provider's list (every managed provider's if None)."""
         found: list[Workflow] = []
         for each in [provider] if provider is not None else self.managed():
+            if not each.capabilities.workflows_at_provider:
+                found += [w for w in self.cached() if w.provider == each.id]
+                continue  # its list is this app's own
             async with self._turn(each, "refresh the list"):
                 workflows = await each.list_workflows()
             self.cache.replace(each.id, workflows)
@@ -149,8 +195,15 @@ class WorkflowService:
         return found
 
     async def create(self, provider: Provider, draft: WorkflowDraft, actor: str) -> Workflow:
-        async with self._turn(provider, "create a workflow"):
-            workflow = await provider.create_workflow(draft)
+        if not provider.capabilities.workflows_at_provider:
+            if problems := check_app_workflow(draft, provider.id):
+                raise InvalidWorkflow(problems)
+            workflow = app_workflow(
+                draft, provider.id, f"wf-{secrets.token_hex(6)}", created_at=datetime.now(UTC)
+            )
+        else:
+            async with self._turn(provider, "create a workflow"):
+                workflow = await provider.create_workflow(draft)
         with self.store.write():
             self.cache.put(workflow)
             self.store.audit.record(actor, "workflow.created", workflow.id, {"name": workflow.name})
@@ -159,9 +212,16 @@ class WorkflowService:
     async def update(self, workflow_id: str, draft: WorkflowDraft, actor: str) -> Workflow:
         """Replace every editable field of the workflow with the draft's."""
         before = self._known(workflow_id)
+        if before.read_only:
+            raise kept_as_code(before)
         provider = self.providers.get(before.provider)
-        async with self._turn(provider, "edit a workflow"):
-            workflow = await provider.update_workflow(workflow_id, draft)
+        if not provider.capabilities.workflows_at_provider:
+            if problems := check_app_workflow(draft, provider.id):
+                raise InvalidWorkflow(problems)
+            workflow = app_workflow(draft, provider.id, workflow_id, created_at=before.created_at)
+        else:
+            async with self._turn(provider, "edit a workflow"):
+                workflow = await provider.update_workflow(workflow_id, draft)
         with self.store.write():
             self.cache.put(workflow)
             self.store.audit.record(
@@ -190,9 +250,12 @@ class WorkflowService:
 
     async def delete(self, workflow_id: str, actor: str) -> None:
         before = self._known(workflow_id)
+        if before.read_only:
+            raise kept_as_code(before)
         provider = self.providers.get(before.provider)
-        async with self._turn(provider, "delete a workflow"):
-            await provider.delete_workflow(workflow_id)
+        if provider.capabilities.workflows_at_provider:
+            async with self._turn(provider, "delete a workflow"):
+                await provider.delete_workflow(workflow_id)
         with self.store.write():
             self.cache.delete(workflow_id)
             self.store.audit.record(actor, "workflow.deleted", workflow_id, {"name": before.name})
@@ -256,7 +319,17 @@ def check_draft(draft: WorkflowDraft, capabilities: Capabilities) -> dict[str, s
 
 
 def _changed_fields(before: Workflow, after: Workflow) -> list[str]:
-    fields = ("name", "description", "kind", "message", "keypad", "callback_url")
+    fields = (
+        "name",
+        "description",
+        "kind",
+        "message",
+        "keypad",
+        "callback_url",
+        "audio_url",
+        "call_flow",
+        "options",
+    )
     return sorted(f for f in fields if getattr(before, f) != getattr(after, f))
 
 

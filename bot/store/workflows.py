@@ -25,6 +25,14 @@ class WorkflowStore:
                 self._put(workflow, fetched)
             self.meta.set(f"workflows_fetched_at:{provider}", fetched)
 
+    def replace_kept(self, workflows: Iterable[Workflow]) -> None:
+        """Replace the workflows kept as code (read-only) with these."""
+        fetched = now_iso()
+        with self.db.write():
+            self.db.execute("DELETE FROM workflows WHERE json_extract(data, '$.read_only') = 1")
+            for workflow in workflows:
+                self._put(workflow, fetched)
+
     def put(self, workflow: Workflow) -> None:
         with self.db.write():
             self._put(workflow, now_iso())

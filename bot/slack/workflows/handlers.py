@@ -9,14 +9,17 @@ it with the outcome.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import partial
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.models.views import View
 
+from bot.core.workflow_checks import NO_CHOICE, check_app_workflow, first_message, say
 from bot.core.workflows import check_draft
-from bot.input import phones
+from bot.input import phones, templates
 from bot.providers.base import RateLimitedError, Workflow, WorkflowDraft
 from bot.slack.blocks import done_modal
 from bot.slack.calls.views import NAME, ModalContext, send_call_modal
@@ -41,6 +44,26 @@ ADMIN_ONLY = (
     "ask one of them. Everyone can view and send."
 )
 GONE = "That workflow is no longer in the list; refresh it."
+KEPT_AS_CODE = (
+    "*{name}* is kept as code (WORKFLOWS_FILE), so it is read-only here; "
+    "change it in that file and restart the app."
+)
+# Where a complaint about an app-side workflow's field is shown.
+APP_FIELD_BLOCKS = {
+    **FIELD_BLOCKS,
+    "audio_url": BlockId.WF_AUDIO,
+    "voice": BlockId.WF_VOICE,
+    "caller_id": BlockId.WF_CALLER,
+    "language": BlockId.WF_LANGUAGE,
+    "retry_count": BlockId.WF_RETRY_COUNT,
+    "retry_delay": BlockId.WF_RETRY_DELAY,
+    "default": BlockId.WF_DEFAULT,
+    "call_flow": BlockId.WF_FLOW,
+    "pitch": BlockId.WF_PITCH,
+    "rate": BlockId.WF_RATE,
+    "recording": BlockId.WF_RECORDING,
+    "provider": BlockId.WF_NAME,
+}
 
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
@@ -50,6 +73,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     app.action(ActionId.WORKFLOW_EDIT)(on(handle_workflow_edit_action))
     app.action(ActionId.WF_MESSAGE_INPUT)(on(handle_message_typed))
     app.view(CallbackId.WORKFLOW_EDIT)(on(handle_workflow_submission))
+    app.view(CallbackId.WORKFLOW_PROVIDER)(on(handle_provider_chosen))
     app.action(ActionId.WORKFLOW_DELETE)(on(handle_workflow_delete_action))
     app.view(CallbackId.WORKFLOW_DELETE)(on(handle_workflow_delete_submission))
     app.action(ActionId.WORKFLOW_VIEW)(on(handle_workflow_view_action))
@@ -101,6 +125,14 @@ def _modal(
     message: str | None = None,
 ) -> View:
     provider = ctx.provider(workflow.provider if workflow else form.provider)
+    if not provider.capabilities.workflows_at_provider:
+        return wv.app_workflow_modal(
+            form.model_copy(update={"provider": provider.id}),
+            provider.id,
+            provider.capabilities.label,
+            workflow,
+            sandbox=ctx.sandbox,
+        )
     return wv.workflow_modal(
         form,
         workflow,
@@ -116,12 +148,24 @@ async def handle_workflow_new_action(ctx: SlackContext, slack: Interaction) -> N
     if not await ctx.can_manage(slack.user):
         await _refuse(ctx, slack, ADMIN_ONLY.format(action="create workflows"))
         return
-    managed = ctx.workflows.managed()
-    if not managed:
-        await _refuse(ctx, slack, "No enabled provider keeps workflows that can be made here.")
+    choices = [(p.id, p.capabilities.label) for p in ctx.service.providers]
+    form = wv.WorkflowForm(provider=choices[0][0], response_url=slack.body.get("response_url"))
+    if len(choices) > 1:  # which provider first: the modal's fields follow it
+        await slack.open(wv.provider_modal(choices, form, ctx.sandbox))
         return
-    form = wv.WorkflowForm(provider=managed[0].id, response_url=slack.body.get("response_url"))
     await slack.open(_modal(ctx, form))
+
+
+async def handle_provider_chosen(ctx: SlackContext, slack: Interaction) -> None:
+    """New workflow, the provider chosen: the modal becomes that provider's."""
+    form = slack.metadata(wv.WorkflowForm)
+    if not await ctx.can_manage(slack.user):
+        raise UserError(ADMIN_ONLY.format(action="create workflows"), block=BlockId.WF_PROVIDER)
+    chosen = slack.state.selected(BlockId.WF_PROVIDER, ActionId.WF_PROVIDER_SELECT)
+    if chosen not in ctx.service.providers:
+        raise UserError("Choose one of the enabled providers.", block=BlockId.WF_PROVIDER)
+    form = form.model_copy(update={"provider": chosen})
+    await slack.ack(response_action="update", view=_modal(ctx, form))
 
 
 async def _clicked_workflow(
@@ -144,6 +188,9 @@ async def handle_workflow_edit_action(ctx: SlackContext, slack: Interaction) -> 
     workflow = await _clicked_workflow(ctx, slack, manage="edit workflows")
     if workflow is None:
         return
+    if workflow.read_only:
+        await _refuse(ctx, slack, KEPT_AS_CODE.format(name=outside(workflow.name, NAME)))
+        return
     form = wv.WorkflowForm(
         provider=workflow.provider,
         workflow_id=workflow.id,
@@ -165,7 +212,14 @@ async def handle_workflow_submission(ctx: SlackContext, slack: Interaction) -> N
     form = slack.metadata(wv.WorkflowForm)
     await _require_admin(ctx, slack, "save workflows")
     provider = ctx.provider(form.provider)
-    draft, errors = read_workflow_form(slack, provider.capabilities)
+    if form.workflow_id and (before := ctx.workflows.get(form.workflow_id)) and before.read_only:
+        raise UserError(
+            KEPT_AS_CODE.format(name=outside_plain(before.name, NAME)), block=BlockId.WF_NAME
+        )
+    if provider.capabilities.workflows_at_provider:
+        draft, errors = read_workflow_form(slack, provider.capabilities)
+    else:
+        draft, errors = read_app_form(slack, provider.id)
     if draft is None:
         await slack.ack(response_action="errors", errors=errors)
         return
@@ -255,6 +309,207 @@ def parse_reply_options(text: str) -> tuple[dict[str, str], list[str]]:
     return dict(sorted(options.items())), problems
 
 
+# ---------------------------------------------------------------- app-side providers
+
+
+def read_app_form(slack: Interaction, provider_id: str) -> tuple[WorkflowDraft | None, dict]:
+    """An Intron-direct or BizPhone modal as a valid draft, or every error by block."""
+    state = slack.state
+    name = state.text(BlockId.WF_NAME, ActionId.WF_NAME_INPUT).strip()
+    description = state.text(BlockId.WF_DESCRIPTION, ActionId.WF_DESCRIPTION_INPUT).strip()
+    message = state.text(BlockId.WF_MESSAGE, ActionId.WF_MESSAGE_INPUT).strip()
+    lines = state.text(BlockId.WF_OPTIONS, ActionId.WF_OPTIONS_INPUT)
+    early: dict[str, str] = {}  # problems found while reading, before the provider's check
+    if provider_id == "bizphone":
+        draft, built = _bizphone_draft(state, name, description, message, lines, early)
+    else:
+        draft, built = _direct_draft(state, name, description, message, lines, early), None
+    problems = check_app_workflow(draft, provider_id)
+    if built is not None and "call_flow" in problems:  # the builder's flow: on its fields
+        text = problems.pop("call_flow")
+        if text.startswith("callFlow.steps[0].message"):
+            field = "message"
+        elif text.startswith(f"callFlow.steps[0].branches[{built}]"):
+            field = "default"
+        else:
+            field = "keypad"
+        problems.setdefault(field, text)
+    problems |= early
+    if problems:
+        return None, {
+            APP_FIELD_BLOCKS.get(name, BlockId.WF_NAME): outside_plain(text, 1900, multiline=True)
+            for name, text in problems.items()
+        }
+    return draft, {}
+
+
+def _number(text: str) -> int | str | None:
+    """A typed whole number as an int; anything else as typed (the check names it)."""
+    text = text.strip()
+    if not text:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def _direct_draft(state, name, description, message, lines, early) -> WorkflowDraft:
+    keypad: dict[str, str] = {}
+    responses: dict[str, str] = {}
+    problems: list[str] = []
+    for number, line in enumerate(lines.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = OPTION_LINE.match(line)
+        if match is None:
+            problems.append(f"line {number}: '{line.strip()[:40]}' is not digit=meaning")
+            continue
+        digit, rest = match.groups()
+        meaning, _, response = rest.partition("|")
+        if digit not in DIRECT_DIGITS:
+            problems.append(f"line {number}: '{digit[:10]}' is not one keypad digit 0-9")
+        elif not meaning.strip():
+            problems.append(f"line {number}: say what pressing {digit} means, e.g. {digit}=Yes")
+        elif digit in keypad:
+            problems.append(f"line {number}: {digit} is already given ({keypad[digit]})")
+        else:
+            keypad[digit] = meaning.strip()
+            if response.strip():
+                responses[digit] = response.strip()
+    if problems:
+        early["keypad"] = "\n".join(problems[:5])
+    options: dict[str, Any] = {
+        "voice": state.text(BlockId.WF_VOICE, ActionId.WF_VOICE_INPUT).strip() or None,
+        "caller_id": state.text(BlockId.WF_CALLER, ActionId.WF_CALLER_INPUT).strip() or None,
+        "language": state.text(BlockId.WF_LANGUAGE, ActionId.WF_LANGUAGE_INPUT).strip() or None,
+        "retry_count": _number(state.text(BlockId.WF_RETRY_COUNT, ActionId.WF_RETRY_COUNT_INPUT)),
+        "retry_delay": _number(state.text(BlockId.WF_RETRY_DELAY, ActionId.WF_RETRY_DELAY_INPUT)),
+        "responses": responses or None,
+    }
+    return WorkflowDraft(
+        name=name,
+        description=description or None,
+        message=message,
+        keypad=dict(sorted(keypad.items())),
+        audio_url=state.text(BlockId.WF_AUDIO, ActionId.WF_AUDIO_INPUT).strip() or None,
+        options={k: v for k, v in options.items() if v is not None},
+    )
+
+
+DIRECT_DIGITS = tuple("0123456789")
+ACTIONS = ("say:", "transfer:", "end")
+
+
+def _step(action: str) -> tuple[dict[str, Any] | None, str, str | None]:
+    """`say:…`, `transfer:…` or `end` as a branch's call flow, the digit's meaning, and
+    what is wrong with it (None: nothing)."""
+    verb, _, rest = action.strip().partition(":")
+    verb, rest = verb.strip().lower(), rest.strip()
+    if verb == "say" and rest:
+        return say(rest), rest[:40], None
+    if verb == "transfer" and rest:
+        return {"steps": [{"name": "transfer", "destination": rest}]}, f"transfer to {rest}", None
+    if verb == "end" and not rest:
+        return say("Goodbye."), "end", None
+    return (
+        None,
+        "",
+        (f"'{action.strip()[:40]}' is not say:<text>, transfer:<number or Ext:NNNN> or end"),
+    )
+
+
+def _with_levels(flow: Any, levels: dict[str, int]) -> Any:
+    """A copy of `flow` with `pitch`/`rate` on every message that sets none."""
+    if isinstance(flow, list):
+        return [_with_levels(item, levels) for item in flow]
+    if not isinstance(flow, dict):
+        return flow
+    out = {key: _with_levels(value, levels) for key, value in flow.items()}
+    message = out.get("message")
+    if isinstance(message, dict) and "msg" in message:
+        out["message"] = {**levels, **message}
+    return out
+
+
+def _bizphone_draft(state, name, description, message, lines, early):
+    """The BizPhone draft, and (when the builder made its flow) how many digit branches
+    come before the default; None when the flow was pasted."""
+    pitch = _number(state.text(BlockId.WF_PITCH, ActionId.WF_PITCH_INPUT))
+    rate = _number(state.text(BlockId.WF_RATE, ActionId.WF_RATE_INPUT))
+    recording = bool(state.checked(BlockId.WF_RECORDING, ActionId.WF_RECORDING_TOGGLE))
+    default = state.text(BlockId.WF_DEFAULT, ActionId.WF_DEFAULT_INPUT).strip()
+    pasted = state.text(BlockId.WF_FLOW, ActionId.WF_FLOW_INPUT).strip()
+    options: dict[str, Any] = {"recording": recording}
+    options |= {k: v for k, v in (("pitch", pitch), ("rate", rate)) if v is not None}
+    levels = {k: v for k, v in options.items() if k in ("pitch", "rate")}
+    levels = {k: v for k, v in levels.items() if isinstance(v, int) and 0 <= v <= 9}
+    keypad: dict[str, str] = {}
+    flow: dict[str, Any] | None = None
+    built: int | None = None
+    if pasted:
+        try:
+            flow = json.loads(pasted)
+        except json.JSONDecodeError as exc:
+            where = f"line {exc.lineno}, column {exc.colno}"
+            early["call_flow"] = f"This is not JSON: {exc.msg} ({where})"
+        if isinstance(flow, dict) and isinstance(flow.get("callFlow"), dict):
+            flow = flow["callFlow"]
+        if flow is not None and not isinstance(flow, dict):
+            early["call_flow"] = 'A call flow is an object: {"steps": [...]}'
+            flow = None
+    elif message:
+        branches: list[dict[str, Any]] = []
+        problems: list[str] = []
+        for number, line in enumerate(lines.splitlines(), start=1):
+            if not line.strip():
+                continue
+            match = OPTION_LINE.match(line)
+            if match is None:
+                problems.append(f"line {number}: '{line.strip()[:40]}' is not digit=action")
+                continue
+            digit, action = match.groups()
+            named, bar, after = action.partition("|")  # `1=Confirm|say:…`: its meaning first
+            if bar and after.strip().lower().startswith(ACTIONS):
+                action = after
+            sub, meaning, problem = _step(action)
+            if bar and action is after and named.strip():
+                meaning = named.strip()
+            if digit not in DIRECT_DIGITS:
+                problems.append(f"line {number}: '{digit[:10]}' is not one keypad digit 0-9")
+            elif digit in keypad:
+                problems.append(f"line {number}: digit {digit} is already given")
+            elif problem or sub is None:
+                problems.append(f"line {number}: {problem}")
+            else:
+                keypad[digit] = meaning
+                branches.append({"digit": digit, "callFlow": sub})
+        if problems:
+            early["keypad"] = "\n".join(problems[:5])
+        spoken = {"msg": templates.in_syntax(message, "braces")}
+        if branches:
+            otherwise, _, problem = _step(default) if default else (say(NO_CHOICE), "", None)
+            if problem or otherwise is None:
+                early["default"] = problem or "say:…, transfer:… or end"
+                otherwise = say(NO_CHOICE)
+            branches.append({"default": True, "callFlow": otherwise})
+            flow = {"steps": [{"name": "gather", "message": spoken, "branches": branches}]}
+        else:
+            flow = {"steps": [{"name": "play", "message": spoken}]}
+        built = len(branches) - 1
+        options["builder"] = {"message": message, "lines": lines.strip(), "default": default}
+    if flow is not None and levels:
+        flow = _with_levels(flow, levels)
+    draft = WorkflowDraft(
+        name=name,
+        description=description or None,
+        message=message if not pasted else first_message(flow),
+        keypad=dict(sorted(keypad.items())),
+        call_flow=flow,
+        options=options,
+    )
+    if pasted and flow is None and "call_flow" not in early:
+        early["call_flow"] = "Paste a call flow, or clear this field and use the message."
+    return draft, built
+
+
 # ---------------------------------------------------------------- Delete
 
 
@@ -263,11 +518,17 @@ async def handle_workflow_delete_action(ctx: SlackContext, slack: Interaction) -
     workflow = await _clicked_workflow(ctx, slack, manage="delete workflows")
     if workflow is None:
         return
+    if workflow.read_only:
+        await _refuse(ctx, slack, KEPT_AS_CODE.format(name=outside(workflow.name, NAME)))
+        return
+    provider = ctx.provider(workflow.provider)
+    at_provider = provider.capabilities.workflows_at_provider
     modal = wv.delete_modal(
         workflow,
         ctx.workflows.requests_using(workflow.id),
         ctx.sandbox,
         response_url=slack.body.get("response_url"),
+        where=f" from {provider.capabilities.label}" if at_provider else "",
     )
     await slack.open(modal)
 
@@ -299,17 +560,20 @@ async def handle_workflow_view_action(ctx: SlackContext, slack: Interaction) -> 
     workflow = await _clicked_workflow(ctx, slack)
     if workflow is None:
         return
+    listings = ctx.provider(workflow.provider).capabilities.listings
     opened = await slack.open(
         wv.view_modal(
             workflow,
             calls_back_here=ctx.workflows.calls_back_here(workflow),
             recent=None,
             ours=ctx.workflows.requests_using(workflow.id),
-            notice="_Loading recent requests…_",
+            notice="_Loading recent requests…_" if listings else None,
             sandbox=ctx.sandbox,
+            listings=listings,
         )
     )
-    ctx.jobs.add(jobs.view_job(opened["view"]["id"], workflow.id))
+    if listings:  # the provider lists a workflow's requests; else this app's own suffice
+        ctx.jobs.add(jobs.view_job(opened["view"]["id"], workflow.id))
 
 
 async def handle_workflow_calls_action(ctx: SlackContext, slack: Interaction) -> None:

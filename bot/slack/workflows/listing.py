@@ -20,4 +20,5 @@ async def workflows_message(
         fetched_at=ctx.workflows.fetched_at(),
         sandbox=ctx.sandbox,
         notice=notice,
+        labels={p.id: p.capabilities.label for p in ctx.service.providers},
     )

@@ -7,6 +7,7 @@ was written."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -117,8 +118,9 @@ def _ago(when: datetime | None) -> str:
 # ---------------------------------------------------------------- the list
 
 
-def workflow_line(workflow: Workflow, calls_back_here: bool) -> str:
-    """Name, type, reply, variables, and a warning when results go elsewhere."""
+def workflow_line(workflow: Workflow, calls_back_here: bool, label: str | None = None) -> str:
+    """Name, provider, type, reply, variables, "kept as code", and a warning when results
+    go elsewhere."""
     needs = ", ".join(f"`[{v}]`" for v in workflow.variables) or "no variables"
     reply = "no reply"
     if workflow.keypad:
@@ -127,7 +129,12 @@ def workflow_line(workflow: Workflow, calls_back_here: bool) -> str:
         )
         reply = f"keypad reply ({options})"
     name, kind = outside(workflow.name, NAME), outside(workflow.kind, KIND)
-    line = f"*{name}* · {kind} · {reply} · needs {needs}"
+    speaks = " · recorded audio" if workflow.audio_url else ""
+    speaks += " · call flow" if workflow.call_flow else ""
+    provider = f" · {outside(label, KIND)}" if label else ""
+    line = f"*{name}*{provider} · {kind}{speaks} · {reply} · needs {needs}"
+    if workflow.read_only:
+        line += " · _kept as code_"
     if not calls_back_here:
         line += (
             "\n:warning: Its results go to "
@@ -137,15 +144,18 @@ def workflow_line(workflow: Workflow, calls_back_here: bool) -> str:
     return line
 
 
-def workflow_blocks(workflow: Workflow, *, calls_back_here: bool, can_manage: bool) -> list[Block]:
-    """One workflow with its buttons: Send, View, and for admins Edit and Delete."""
+def workflow_blocks(
+    workflow: Workflow, *, calls_back_here: bool, can_manage: bool, label: str | None = None
+) -> list[Block]:
+    """One workflow with its buttons: Send, View, and for admins Edit and Delete (not for
+    a workflow kept as code)."""
     buttons = [
         ButtonElement(
             text="Send", action_id=ActionId.WORKFLOW_SEND, value=workflow.id, style="primary"
         ),
         ButtonElement(text="View", action_id=ActionId.WORKFLOW_VIEW, value=workflow.id),
     ]
-    if can_manage:
+    if can_manage and not workflow.read_only:
         buttons += [
             ButtonElement(text="Edit", action_id=ActionId.WORKFLOW_EDIT, value=workflow.id),
             ButtonElement(
@@ -161,7 +171,7 @@ def workflow_blocks(workflow: Workflow, *, calls_back_here: bool, can_manage: bo
                 )
             )
     return [
-        md(workflow_line(workflow, calls_back_here)),
+        md(workflow_line(workflow, calls_back_here, label)),
         ActionsBlock(block_id=f"wf:{workflow.id}"[:255], elements=buttons),
     ]
 
@@ -175,8 +185,10 @@ def workflows_list(
     fetched_at: datetime | None,
     sandbox: bool,
     notice: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Message:
-    """`/robocall workflows`: one page of workflows with their actions."""
+    """`/robocall workflows`: one page of workflows with their actions; `labels` names
+    each workflow's provider (provider id → label)."""
     pages = max(1, -(-len(workflows) // PER_PAGE))
     page = min(max(page, 1), pages)
     shown = workflows[(page - 1) * PER_PAGE : page * PER_PAGE]
@@ -192,7 +204,10 @@ def workflows_list(
         )
     for workflow in shown:
         blocks += workflow_blocks(
-            workflow, calls_back_here=calls_back_here[workflow.id], can_manage=can_manage
+            workflow,
+            calls_back_here=calls_back_here[workflow.id],
+            can_manage=can_manage,
+            label=(labels or {}).get(workflow.provider),
         )
     controls: list[ButtonElement] = []
     if can_manage:
@@ -356,6 +371,281 @@ def workflow_modal(
     )
 
 
+# ---------------------------------------------------------------- app-side providers
+
+DIRECT_OPTIONS_HINT = (
+    "One per line: a keypad digit 0-9, =, what pressing it means, and after | what the "
+    "caller then hears, e.g. 1=Confirm|Thank you, see you then."
+)
+BIZPHONE_OPTIONS_HINT = (
+    "One per line, after the message: 1=say:Thank you · 2=transfer:+2348012345678 · "
+    "3=transfer:Ext:1000 · 4=end; name what a key means first with | "
+    "(1=Confirm|say:Thank you). Leave empty for a message with no keypad."
+)
+FLOW_HINT = (
+    'For anything deeper: paste BizPhone\'s callFlow JSON ({"steps": [...]}). When given, '
+    "it is used instead of the message and the lines above."
+)
+
+
+def provider_modal(
+    choices: Sequence[tuple[str, str]], form: WorkflowForm, sandbox: bool = False
+) -> View:
+    """New workflow, first step: which provider (`choices`: id, label)."""
+    options = [Option(value=pid, text=label) for pid, label in choices]
+    return View(
+        type="modal",
+        callback_id=CallbackId.WORKFLOW_PROVIDER,
+        title="New workflow",
+        submit="Next",
+        close="Cancel",
+        blocks=[
+            *sandbox_blocks(sandbox),
+            InputBlock(
+                block_id=BlockId.WF_PROVIDER,
+                label="Provider",
+                hint="The workflow's fields follow what this provider can do.",
+                element=StaticSelectElement(
+                    action_id=ActionId.WF_PROVIDER_SELECT,
+                    options=options,
+                    initial_option=options[0],
+                ),
+            ),
+        ],
+        private_metadata=form.model_dump_json(),
+    )
+
+
+def _text(
+    block: str,
+    action: str,
+    label: str,
+    value: str | None,
+    *,
+    hint: str | None = None,
+    placeholder: str | None = None,
+    multiline: bool = False,
+    max_length: int = 150,
+    optional: bool = True,
+) -> InputBlock:
+    return InputBlock(
+        block_id=block,
+        label=label,
+        optional=optional,
+        hint=hint,
+        element=PlainTextInputElement(
+            action_id=action,
+            multiline=multiline,
+            max_length=max_length,
+            initial_value=value or None,
+            placeholder=placeholder,
+        ),
+    )
+
+
+def _option_text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def app_workflow_modal(
+    form: WorkflowForm,
+    provider_id: str,
+    label: str,
+    workflow: Workflow | None = None,
+    *,
+    sandbox: bool = False,
+) -> View:
+    """New/Edit for a provider whose workflows live in this app (Intron direct, BizPhone)."""
+    options = workflow.options if workflow else {}
+    blocks: list[Block] = [
+        *sandbox_blocks(sandbox),
+        md(f"Provider: *{outside(label, KIND)}*"),
+        _text(
+            BlockId.WF_NAME,
+            ActionId.WF_NAME_INPUT,
+            "Name",
+            workflow.name if workflow else None,
+            max_length=NAME_FIELD,
+            placeholder=NAME_PLACEHOLDER,
+            optional=False,
+        ),
+        _text(
+            BlockId.WF_DESCRIPTION,
+            ActionId.WF_DESCRIPTION_INPUT,
+            "Description",
+            workflow.description if workflow else None,
+            multiline=True,
+            max_length=DESCRIPTION_FIELD,
+        ),
+    ]
+    if provider_id == "bizphone":
+        builder = options.get("builder") or {}
+        if workflow and not workflow.call_flow and not builder:  # made from message + keypad
+            builder = {
+                "message": workflow.message,
+                "lines": "\n".join(
+                    f"{d}={m}|say:You chose: {m}. Thank you, goodbye."
+                    for d, m in workflow.keypad.items()
+                ),
+            }
+        flow_text = None
+        if workflow and workflow.call_flow and not builder:
+            flow_text = clip(json.dumps(workflow.call_flow, indent=1), MESSAGE_FIELD)
+        recording = Option(value="on", text="Record the calls")
+        blocks += [
+            _text(
+                BlockId.WF_MESSAGE,
+                ActionId.WF_MESSAGE_INPUT,
+                "Message",
+                builder.get("message"),
+                multiline=True,
+                max_length=MESSAGE_FIELD,
+                hint="Write {{variable}} (or [variable]) where each call fills in a value. "
+                "At most 1,000 characters once the values are filled in.",
+                placeholder="e.g. Dear {{name}}, {{amount}} is due. Press 1 to speak to us.",
+            ),
+            _text(
+                BlockId.WF_OPTIONS,
+                ActionId.WF_OPTIONS_INPUT,
+                "Then, per digit",
+                builder.get("lines"),
+                multiline=True,
+                max_length=OPTIONS_FIELD,
+                hint=BIZPHONE_OPTIONS_HINT,
+                placeholder="1=transfer:Ext:1000\n2=say:Thank you, goodbye.",
+            ),
+            _text(
+                BlockId.WF_DEFAULT,
+                ActionId.WF_DEFAULT_INPUT,
+                "Any other key, or none",
+                builder.get("default"),
+                max_length=OPTIONS_FIELD,
+                hint='say:… · transfer:… · end (empty: "We did not get a choice. Goodbye.")',
+            ),
+            _text(
+                BlockId.WF_FLOW,
+                ActionId.WF_FLOW_INPUT,
+                "Call flow (JSON)",
+                flow_text,
+                multiline=True,
+                max_length=MESSAGE_FIELD,
+                hint=FLOW_HINT,
+            ),
+            _text(
+                BlockId.WF_PITCH,
+                ActionId.WF_PITCH_INPUT,
+                "Pitch",
+                _option_text(options.get("pitch")),
+                max_length=2,
+                hint="0 (lowest) to 9 (highest); empty: BizPhone's default, 5.",
+            ),
+            _text(
+                BlockId.WF_RATE,
+                ActionId.WF_RATE_INPUT,
+                "Rate",
+                _option_text(options.get("rate")),
+                max_length=2,
+                hint="0 (slowest) to 9 (fastest); empty: BizPhone's default, 5.",
+            ),
+            InputBlock(
+                block_id=BlockId.WF_RECORDING,
+                label="Call recording",
+                optional=True,
+                element=CheckboxesElement(
+                    action_id=ActionId.WF_RECORDING_TOGGLE,
+                    options=[recording],
+                    initial_options=[recording] if options.get("recording") else None,
+                ),
+            ),
+        ]
+    else:
+        responses = options.get("responses") or {}
+        keypad_text = "\n".join(
+            f"{d}={t}" + (f"|{responses[d]}" if responses.get(d) else "")
+            for d, t in (workflow.keypad if workflow else {}).items()
+        )
+        blocks += [
+            _text(
+                BlockId.WF_MESSAGE,
+                ActionId.WF_MESSAGE_INPUT,
+                "Message",
+                workflow.message if workflow else None,
+                multiline=True,
+                max_length=MESSAGE_FIELD,
+                hint="Write {{variable}} (or [variable]) where each call fills in a value. "
+                "Give a message or an audio URL, not both.",
+                placeholder="e.g. Hello {{name}}, your parcel comes on {{date}}.",
+            ),
+            _text(
+                BlockId.WF_AUDIO,
+                ActionId.WF_AUDIO_INPUT,
+                "Or a recorded message (audio URL)",
+                workflow.audio_url if workflow else None,
+                max_length=2048,
+                placeholder="https://example.com/notice.mp3",
+            ),
+            _text(
+                BlockId.WF_VOICE,
+                ActionId.WF_VOICE_INPUT,
+                "Voice id",
+                _option_text(options.get("voice")),
+                max_length=64,
+                placeholder="en-female-1",
+            ),
+            _text(
+                BlockId.WF_CALLER,
+                ActionId.WF_CALLER_INPUT,
+                "Caller id",
+                _option_text(options.get("caller_id")),
+                max_length=32,
+                placeholder="+2348012345678",
+            ),
+            _text(
+                BlockId.WF_LANGUAGE,
+                ActionId.WF_LANGUAGE_INPUT,
+                "Language",
+                _option_text(options.get("language")),
+                max_length=12,
+                placeholder="en",
+            ),
+            _text(
+                BlockId.WF_RETRY_COUNT,
+                ActionId.WF_RETRY_COUNT_INPUT,
+                "Retries",
+                _option_text(options.get("retry_count")),
+                max_length=3,
+                hint="How often Intron calls again when nobody answers: 0 to 3.",
+            ),
+            _text(
+                BlockId.WF_RETRY_DELAY,
+                ActionId.WF_RETRY_DELAY_INPUT,
+                "Minutes between retries",
+                _option_text(options.get("retry_delay")),
+                max_length=5,
+                hint="1 to 1440.",
+            ),
+            _text(
+                BlockId.WF_OPTIONS,
+                ActionId.WF_OPTIONS_INPUT,
+                "Keypad options",
+                keypad_text,
+                multiline=True,
+                max_length=OPTIONS_FIELD,
+                hint=DIRECT_OPTIONS_HINT,
+                placeholder="1=Confirm|Thank you, see you then\n2=Move it|We will call you back",
+            ),
+        ]
+    return View(
+        type="modal",
+        callback_id=CallbackId.WORKFLOW_EDIT,
+        title="Edit workflow" if form.workflow_id else "New workflow",
+        submit="Save",
+        close="Cancel",
+        blocks=blocks,
+        private_metadata=form.model_dump_json(),
+    )
+
+
 # ---------------------------------------------------------------- Delete
 
 
@@ -364,6 +654,7 @@ def delete_modal(
     used_by: Sequence[RequestRecord],
     sandbox: bool,
     response_url: str | None = None,
+    where: str = " from Intron",
 ) -> View:
     if used_by:
         listed = "\n".join(
@@ -385,7 +676,7 @@ def delete_modal(
         close="Keep it",
         blocks=[
             *sandbox_blocks(sandbox),
-            md(f"Delete *{outside(workflow.name, NAME)}* from Intron?\n\n{usage}"),
+            md(f"Delete *{outside(workflow.name, NAME)}*{where}?\n\n{usage}"),
         ],
         private_metadata=WorkflowRef(
             workflow_id=workflow.id, response_url=response_url
@@ -404,8 +695,10 @@ def view_modal(
     ours: Sequence[RequestRecord],
     notice: str | None,
     sandbox: bool,
+    listings: bool = True,
 ) -> View:
-    """A workflow, its recent requests with their stats, and a way to its calls."""
+    """A workflow, its recent requests with their stats, and a way to its calls (when its
+    provider lists them)."""
     replies = keypad_replies(workflow.keypad)
     lines = [
         f"*{outside(workflow.name, NAME)}* · {outside(workflow.kind, KIND)} · "
@@ -435,7 +728,15 @@ def view_modal(
         ActionsBlock(
             block_id="view_actions",
             elements=[
-                ButtonElement(text="Calls", action_id=ActionId.WORKFLOW_CALLS, value=workflow.id),
+                *(
+                    [
+                        ButtonElement(
+                            text="Calls", action_id=ActionId.WORKFLOW_CALLS, value=workflow.id
+                        )
+                    ]
+                    if listings
+                    else []
+                ),
                 ButtonElement(
                     text="Send",
                     action_id=ActionId.WORKFLOW_SEND,
