@@ -147,6 +147,13 @@ class Harness:
         await self.running.workflows.refresh()
         return created
 
+    async def parent_ts(self, request_id: str, timeout: float = 5.0) -> str:
+        """The ts of a request's parent message, once it is posted and recorded (before
+        that, a thread lookup by ts None would find the channel's top-level messages)."""
+        return await self.wait_until(
+            lambda: (shown := self.slack_store.message(request_id)) and shown.ts, timeout
+        )
+
     async def wait_until(self, predicate, timeout: float = 5.0) -> Any:
         async with asyncio.timeout(timeout):
             while not (result := predicate()):

@@ -147,7 +147,7 @@ async def test_no_callback_poisons_the_app(harness: Harness, sandbox: Sandbox) -
     status, none parks a job, none stops the app from starting, and the request it
     was about still ends right when the provider's real callback comes."""
     sandbox.state.config.callback_delay = 60  # we send the callbacks ourselves
-    examples = draw_examples(mutations(), 24)
+    examples = draw_examples(mutations(), 12)
     async with httpx.AsyncClient(timeout=10) as http:
         for number, changes in enumerate(examples):
             record = await placed(harness, f"call Reminder {NUMBER.format(number % 10)} name=A")

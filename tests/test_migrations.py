@@ -142,7 +142,7 @@ async def test_the_new_worker_finishes_what_the_first_release_left(
         await harness.settled()
         fake = harness.fake
         # The unknown one's pending parent and reply went out, in order, then its update.
-        unknown_ts = harness.slack_store.message(UNKNOWN).ts
+        unknown_ts = await harness.parent_ts(UNKNOWN)
         thread = fake.thread("C1", unknown_ts)
         assert "Check with `/robocall status rq-c6cbb9ae0a13`" in thread[0].all_text()
         assert "safe to send it again" in thread[-1].all_text()

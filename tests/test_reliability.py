@@ -76,7 +76,7 @@ async def test_the_same_callback_three_times_posts_once(harness: Harness, sandbo
     assert [a.json()["outcome"] for a in answers] == ["duplicate"] * 3
     await harness.settled()
     assert len(harness.fake.calls()) == before
-    ts = harness.slack_store.message(record.id).ts
+    ts = await harness.parent_ts(record.id)
     assert sum("Results for" in m.all_text() for m in harness.fake.thread("C1", ts)) == 1
 
 
@@ -96,7 +96,7 @@ async def test_a_callback_for_a_request_still_being_submitted(
     await asyncio.sleep(1.2)  # the late answer to POST /call arrives: it changes nothing
     await harness.settled()
     assert store.requests.get(record.id).status == RequestStatus.COMPLETED
-    ts = harness.slack_store.message(record.id).ts
+    ts = await harness.parent_ts(record.id)
     assert sum("Results for" in m.all_text() for m in harness.fake.thread("C1", ts)) == 1
     assert "completed, " in harness.fake.updates("C1", ts)[-1].all_text()
 
@@ -149,7 +149,7 @@ async def test_callbacks_out_of_order(harness: Harness, sandbox: Sandbox) -> Non
         assert late.json()["outcome"] == "duplicate"
     assert [c.key_pressed for c in store.requests.calls(record.id)] == ["1", "2"]
     await harness.settled()
-    ts = harness.slack_store.message(record.id).ts
+    ts = await harness.parent_ts(record.id)
     assert sum("Results for" in m.all_text() for m in harness.fake.thread("C1", ts)) == 1
 
 
@@ -220,7 +220,7 @@ async def test_a_misbehaving_provider_never_calls_anyone_twice(
         assert box.state.rate_limited == {}  # our own limiter kept Intron's limits
         await app.settled()
         for record in outcomes.values():
-            ts = app.slack_store.message(record.id).ts
+            ts = await app.parent_ts(record.id)
             assert ts and app.fake.thread("C1", ts), f"{record.id} was not reported"
     finally:
         await app.stop()
@@ -243,7 +243,7 @@ async def test_slack_429s_and_5xx_lose_nothing_and_keep_order(
     await harness.settled(timeout=60)
     assert len(fake.messages("C1")) >= 4 + 4  # 4 parents, 4 results
     for record in records:
-        ts = harness.slack_store.message(record.id).ts
+        ts = await harness.parent_ts(record.id)
         assert ts is not None
         parents = [
             m
@@ -314,7 +314,7 @@ async def test_pending_slack_work_is_delivered_after_a_restart(
     fake.reset()  # Slack is back
     await harness.start()
     await harness.settled(timeout=10)
-    ts = harness.slack_store.message(record.id).ts
+    ts = await harness.parent_ts(record.id)
     assert ts is not None
     assert "Results for" in fake.thread("C1", ts)[0].all_text()
     assert json.dumps(fake.messages("C1")[0].params).count(record.id) >= 1

@@ -221,7 +221,7 @@ async def test_check_now_settles_an_unknown_request_at_once(
     said = await answer(harness, await click(harness, ActionId.REQUEST_CHECK_NOW, first))
     assert f"Asking Intron now about request `{first.id}`" in said
     assert "the thread will say what it finds" in said
-    ts = harness.slack_store.message(first.id).ts
+    ts = await harness.parent_ts(first.id)
     found = await harness.fake.wait_for(
         lambda f: [m for m in f.thread("C1", ts) if "Checked with Intron" in m.all_text()]
     )
