@@ -204,7 +204,7 @@ class BizPhoneProvider:
             ],
             "callFlow": call_flow_for(order.workflow, order.voice),
         }
-        if self.enable_call_recording:
+        if recording_for(order.workflow, self.enable_call_recording):
             body["enableCallRecording"] = True
         try:
             return models.CallRequest.model_validate(body)
@@ -311,7 +311,8 @@ def call_flow_for(workflow: Workflow, voice: str | None = None) -> dict[str, Any
     """The `callFlow` of a workflow: its own (`call_flow`, seed 004's shape) when it
     carries one, else built from its message and keypad: a play step, or a gather
     with one branch per digit that says the digit's meaning and a default branch.
-    A voice (`en/female`) is set on every message that names none."""
+    The workflow's `pitch` and `rate` options go on every message, where it does
+    not set its own. A voice (`en/female`) is set on every message that names none."""
     explicit = getattr(workflow, "call_flow", None)
     if explicit is None:
         explicit = (workflow.model_extra or {}).get("call_flow")
@@ -321,10 +322,29 @@ def call_flow_for(workflow: Workflow, voice: str | None = None) -> dict[str, Any
         flow = dict(explicit)
     else:
         flow = _from_keypad(workflow)
+    if levels := _voice_levels(workflow):
+        flow = _with_levels(flow, levels)
     if voice:
         lang, _, gender = voice.partition("/")
         flow = _with_voice(flow, lang, gender)
     return flow
+
+
+def recording_for(workflow: Workflow, default: bool) -> bool:
+    """Whether calls are recorded: the workflow's `recording` option when it is set
+    (on or off), else `default` (the global `BIZPHONE_CALL_RECORDING`)."""
+    recording = (getattr(workflow, "options", None) or {}).get("recording")
+    return recording if isinstance(recording, bool) else default
+
+
+def _voice_levels(workflow: Workflow) -> dict[str, int]:
+    """The workflow's `pitch` and `rate` options (0-9) that are set."""
+    options = getattr(workflow, "options", None) or {}
+    return {
+        key: value
+        for key in ("pitch", "rate")
+        if isinstance(value := options.get(key), int) and not isinstance(value, bool)
+    }
 
 
 def problems_for(
@@ -360,6 +380,20 @@ def _from_keypad(workflow: Workflow) -> dict[str, Any]:
 
 def _say(text: str) -> dict[str, Any]:
     return {"steps": [{"name": "play", "message": {"msg": text}}]}
+
+
+def _with_levels(flow: Any, levels: Mapping[str, int]) -> Any:
+    """A copy of `flow` with `levels` (`pitch`, `rate`) on every message, where the
+    message sets none of its own."""
+    if isinstance(flow, list):
+        return [_with_levels(item, levels) for item in flow]
+    if not isinstance(flow, Mapping):
+        return flow
+    out = {key: _with_levels(value, levels) for key, value in flow.items()}
+    message = out.get("message")
+    if isinstance(message, dict) and "msg" in message:
+        out["message"] = {**levels, **message}
+    return out
 
 
 def _with_voice(flow: Any, lang: str, gender: str) -> Any:

@@ -295,42 +295,103 @@ def _speech(order: Order, variables: dict[str, str]) -> dict[str, object]:
     return {"message": message, "variables": values or None}
 
 
-def _dtmf(order: Order) -> models.DtmfConfig | None:
-    """The workflow's keypad: listen for one key. The digit reaches us in the
-    `robo_call.dtmf` and `robo_call.completed` events, and its meaning is ours, so no
-    per-digit `actions` are sent (a `webhook` action would post a body seed 001
-    does not describe)."""
+def _saved(order: Order) -> dict[str, object]:
+    """The workflow's saved options (`bot/core/workflow_checks.py`), "" read as unset."""
+    options = getattr(order.workflow, "options", None) or {}
+    return {k: v for k, v in options.items() if v is not None and v != ""}
+
+
+def _voice(order: Order) -> str:
+    """The workflow's voice, else the order's when it is one of ours, else the default."""
+    saved = _saved(order).get("voice")
+    if isinstance(saved, str) and saved:
+        return saved
+    if order.voice in {v.key for v in VOICES}:
+        return str(order.voice)
+    return models.DEFAULT_VOICE
+
+
+def _responses(order: Order) -> dict[str, str]:
+    """What the caller hears after each key, for the keypad's digits (workflow option
+    `responses`, digit → message)."""
+    responses = _saved(order).get("responses")
+    if not isinstance(responses, dict):
+        return {}
+    return {
+        str(d): str(text)
+        for d, text in responses.items()
+        if str(d) in order.workflow.keypad and isinstance(text, str) and text.strip()
+    }
+
+
+def _dtmf(
+    order: Order, callback_url: str | None, variables: dict[str, str] | None = None
+) -> models.DtmfConfig | None:
+    """The workflow's keypad: listen for one key. Each digit with a saved response
+    message gets seed 001's action, `webhook` to our callback URL with the
+    `response_message` the caller hears (`{{var}}`s filled with `variables` when
+    given). The digit itself reaches us in the `robo_call.dtmf` and
+    `robo_call.completed` events; the action's own POST, whose body seed 001 does
+    not describe, is answered as an unreadable callback and changes nothing. With
+    no callback URL a `webhook` action cannot be written, so none is sent."""
     if not order.workflow.keypad:
         return None
-    return models.DtmfConfig(enabled=True, max_digits=1)
+    actions: dict[str, models.DtmfAction] = {}
+    if callback_url:
+        for digit, text in _responses(order).items():
+            spoken = templates.in_syntax(text, "braces")
+            if variables is not None:
+                spoken = templates.render(spoken, variables)
+            actions[digit] = models.DtmfAction(
+                action="webhook", url=callback_url, response_message=spoken
+            )
+    return models.DtmfConfig(enabled=True, max_digits=1, actions=actions)
 
 
-def _options(order: Order, callback_url: str | None) -> dict[str, object]:
+def _personal(order: Order) -> bool:
+    """Whether a response message uses a variable, so each call needs its own keypad."""
+    return any(templates.variables(text) for text in _responses(order).values())
+
+
+def _options(
+    order: Order, callback_url: str | None, variables: dict[str, str] | None = None
+) -> dict[str, object]:
+    saved = _saved(order)
     return {
-        "voice": order.voice or None,
+        "voice": _voice(order),
+        "caller_id": saved.get("caller_id"),
+        "language": saved.get("language"),
+        "retry_count": saved.get("retry_count"),
+        "retry_delay": saved.get("retry_delay"),
         "callback_url": callback_url,
         "schedule_at": order.at,
-        "dtmf_config": _dtmf(order),
+        "dtmf_config": _dtmf(order, callback_url, variables),
     }
 
 
 def call_request(order: Order, callback_url: str | None) -> models.CallRequest:
     """The body of `POST /call` for a one-recipient order."""
     (recipient,) = order.recipients
+    variables = dict(recipient.variables)
     return models.CallRequest(
         phone_number=recipient.phone,
-        **_speech(order, dict(recipient.variables)),
-        **_options(order, callback_url),
+        **_speech(order, variables),
+        **_options(order, callback_url, variables),
     )
 
 
 def batch_request(order: Order, callback_url: str | None) -> models.BatchRequest:
-    """The body of `POST /call/batch`: the options once, each call its number and values."""
+    """The body of `POST /call/batch`: the options once, each call its number and values
+    (and its own keypad when a response message has variables to fill)."""
+    personal = _personal(order)
+
+    def call(r) -> models.BatchCall:
+        variables = dict(r.variables)
+        own = {"dtmf_config": _dtmf(order, callback_url, variables)} if personal else {}
+        return models.BatchCall(phone_number=r.phone, **_speech(order, variables), **own)
+
     return models.BatchRequest(
-        calls=[
-            models.BatchCall(phone_number=r.phone, **_speech(order, dict(r.variables)))
-            for r in order.recipients
-        ],
+        calls=[call(r) for r in order.recipients],
         **_options(order, callback_url),
     )
 

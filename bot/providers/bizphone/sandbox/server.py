@@ -83,6 +83,7 @@ class SimRequest:
     request_id: str
     flow: CallFlow
     calls: list[SimCall]
+    recording: bool = False  # the request's `enableCallRecording`
 
     @property
     def done(self) -> bool:
@@ -193,6 +194,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
             call.requestId,
             call.callFlow,
             [SimCall(d.phone, d.caller, outcome_for(d.phone)) for d in call.destinations],
+            recording=bool(call.enableCallRecording),
         )
         state.requests[call.requestId] = sim
         for c in sim.calls:
