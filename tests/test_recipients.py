@@ -173,7 +173,7 @@ def test_every_problem_on_every_line_is_collected() -> None:
     assert "one number per line" in text_of[4]
     assert "'name=Ada' does not start with a number" in text_of[5]
     assert "e.g. +2348076960623 name=Ada" in text_of[5]
-    assert "'@ada': @user recipients are not supported yet; give a number" in text_of[6]
+    assert "'@ada' is not a Slack mention; pick the person from Slack's @ list" in text_of[6]
     assert "'#' is not name=value; a comment needs a line of its own" in text_of[7]
     assert "'note' is not name=value; write e.g. name=note" in text_of[8]
     assert "ends with a lone backslash" in text_of[9]
@@ -394,9 +394,11 @@ def test_a_header_alone_is_no_recipients() -> None:
     ]
 
 
-def test_a_mention_in_the_phone_column_is_reported() -> None:
-    (problem,) = problems_of("phone\n<@U123>")
-    assert str(problem).startswith("line 2: '<@U123>': @user recipients are not supported yet")
+def test_a_mention_in_the_phone_column_is_a_slack_user() -> None:
+    (line,) = parse_recipient_lines("phone,name\n<@U123>,Ada")
+    assert (line.line, line.user, line.variables) == (2, "U123", {"name": "Ada"})
+    (problem,) = problems_of("phone\n@ada")
+    assert str(problem).startswith("line 2: '@ada' is not a Slack mention")
 
 
 def test_csv_rows_count_towards_the_limit() -> None:
@@ -519,13 +521,18 @@ def test_an_unbalanced_quote_in_the_command() -> None:
     assert problem.message.startswith("the command has a quote that is never closed; close it")
 
 
-def test_mentions_are_not_supported_yet() -> None:
+def test_mentions_are_slack_users_and_bare_names_are_reported() -> None:
+    parsed = parse_call_command("reminder +2348076960621 <@U123|ada>,<@W9> name=Ada")
+    assert [(r.line, r.phone, r.user) for r in parsed.recipients] == [
+        (1, "+2348076960621", None),
+        (2, "<@U123|ada>", "U123"),
+        (3, "<@W9>", "W9"),
+    ]
+    assert parsed.recipients[1].variables == {"name": "Ada"}
     problems = command_problems("reminder +2348076960621 <@U123|ada> @bo")
     assert messages(problems) == [
-        "recipient 2: '<@U123|ada>': @user recipients are not supported yet; "
-        "give a number instead, e.g. +2348076960623",
-        "recipient 3: '@bo': @user recipients are not supported yet; "
-        "give a number instead, e.g. +2348076960623",
+        "recipient 3: '@bo' is not a Slack mention; pick the person from Slack's @ list "
+        "(so that Slack sends it as a mention), or give a number instead, e.g. +2348076960623",
     ]
     assert problems[0].label == "recipient"
 

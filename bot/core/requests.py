@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -86,6 +86,9 @@ class CallOrder:
     idempotency_key: str | None = None
     # When to dial it (aware); None: at once. A front end checks it (bot.input.schedules).
     at: datetime | None = None
+    # Recipients given as a Slack user (their number read from the profile), by 1-based
+    # position in `recipients`: recorded in the audit row, never in the variables.
+    recipient_users: Mapping[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ class CallService:
                 for record, chunk in zip(parts, chunks, strict=True):
                     if record is not parts[0]:
                         self.requests.add_part(record, _calls(record, chunk))
-                    self._accepted(record, chunk, provider.id, order)
+                    self._accepted(record, chunk, provider.id, order, (record.part - 1) * size)
         return stored, created
 
     def _accepted(
@@ -218,7 +221,14 @@ class CallService:
         chunk: Sequence[OrderRecipient],
         provider_id: str,
         order: CallOrder,
+        start: int = 0,
     ) -> None:
+        # Recipient N (1-based, in the whole order) was @U123: where its number came from.
+        users = {
+            str(n): f"@{user}"
+            for n, user in sorted(order.recipient_users.items())
+            if start < n <= start + len(chunk)
+        }
         self.store.audit.record(
             order.requested_by,
             "request.accepted",
@@ -229,6 +239,7 @@ class CallService:
                 "voice": record.voice,
                 "channel": order.channel,
                 "numbers": [r.phone for r in chunk],
+                **({"slack_users": users} if users else {}),
                 **({"part": f"{record.part}/{record.parts}"} if record.parts > 1 else {}),
                 **({"scheduled_at": record.scheduled_at} if record.scheduled_at else {}),
             },

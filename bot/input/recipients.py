@@ -61,6 +61,9 @@ _NUMBERISH = re.compile(r"\+?[\d\-.()]*\d[\d\-.()]*")
 _EXTENSION = re.compile(r"(?:#|x|ext|extn|extension)[.:]?(\d*)#?", re.IGNORECASE)
 _EXTENSION_DIGITS = re.compile(r"\d+#?")
 
+# A Slack mention as Slack sends it in a command's text: <@U123ABC> or <@U123ABC|ada>.
+_SLACK_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
+
 _DELIMITERS = (",", ";", "\t")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
@@ -109,11 +112,19 @@ class RecipientsError(ValueError):
 
 @dataclass(frozen=True)
 class RecipientLine:
-    """One recipient as typed: where it was (1-based), the number as typed, its template values."""
+    """One recipient as typed: where it was (1-based), the number as typed, its template values.
+
+    `user` is the Slack user id when the recipient was given as a mention (`<@U123>`);
+    `phone` is then the mention as typed until the front end puts the number from the
+    user's Slack profile there (`with_phone`)."""
 
     line: int
     phone: str
     variables: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+
+    def with_phone(self, phone: str) -> RecipientLine:
+        return RecipientLine(self.line, phone, dict(self.variables), self.user)
 
     def to_recipient(self) -> Recipient:
         """The `Recipient` that `bot.core.orders.check_recipients` takes."""
@@ -191,8 +202,10 @@ def parse_call_command(text: str) -> CallCommand:
     number); a comma or a `name=value` ends a number. An extension typed after a
     number (`ext. 5`, `x5`, `#5`) stays with it, for validation to refuse it
     (pasted lines refuse such words as not name=value). A recipient's `line` is its
-    1-based position among the recipients. `@user` recipients are not supported
-    yet and are reported.
+    1-based position among the recipients. A Slack mention (`<@U123>`,
+    `<@U123|ada>`) is a recipient with `user` set (its number is read from the
+    user's Slack profile by the front end); a bare `@ada`, which Slack did not turn
+    into a mention, is reported.
     """
     _check_size(text)
     try:
@@ -208,7 +221,9 @@ def parse_call_command(text: str) -> CallCommand:
     recipients: list[RecipientLine] = []
     numbers = _gather_numbers(rest)
     for position, number in enumerate(numbers, start=1):
-        if _is_mention(number):
+        if user := slack_user(number):
+            recipients.append(RecipientLine(position, number, dict(shared), user))
+        elif _is_mention(number):
             problems.append(LineProblem(position, number, _mention_message(number), "recipient"))
         else:
             recipients.append(RecipientLine(position, number, dict(shared)))
@@ -282,6 +297,12 @@ def _is_continuation(word: str) -> bool:
     return bool(_CONTINUATION.fullmatch(word)) and bool(runs) and all(len(r) <= 4 for r in runs)
 
 
+def slack_user(word: str) -> str | None:
+    """The user id of a Slack mention (`<@U123>`, `<@U123|ada>`), or None."""
+    found = _SLACK_MENTION.fullmatch(word.strip())
+    return found.group(1) if found else None
+
+
 def _is_mention(word: str) -> bool:
     # Slack sends a mention as <@U123|ada> (or as plain @ada when it does not escape them).
     return word.startswith(("<@", "@"))
@@ -317,8 +338,8 @@ def _suggest_name(name: str) -> str:
 
 def _mention_message(word: str) -> str:
     return (
-        f"{quoted(word)}: @user recipients are not supported yet; "
-        "give a number instead, e.g. +2348076960623"
+        f"{quoted(word)} is not a Slack mention; pick the person from Slack's @ list "
+        "(so that Slack sends it as a mention), or give a number instead, e.g. +2348076960623"
     )
 
 
@@ -370,11 +391,11 @@ def _parse_line(line: int, text: str) -> RecipientLine | list[LineProblem]:
                 f"start the line with it, e.g. {EXAMPLE_LINE}",
             )
         )
-    elif _is_mention(phone):
+    elif not slack_user(phone) and _is_mention(phone):
         problems.append(LineProblem(line, phone, _mention_message(phone)))
     variables, pair_problems = _read_pairs(line, rest)
     problems += pair_problems
-    return problems or RecipientLine(line, phone, variables)
+    return problems or RecipientLine(line, phone, variables, slack_user(phone))
 
 
 def _take_number(words: list[str]) -> tuple[str, list[str]]:
@@ -386,7 +407,7 @@ def _take_number(words: list[str]) -> tuple[str, list[str]]:
     if "=" in words[0]:
         return "", words
     end = 1
-    while end < len(words) and _is_continuation(words[end]):
+    while end < len(words) and not _is_mention(words[0]) and _is_continuation(words[end]):
         end += 1
     return " ".join(words[:end]), words[end:]
 
@@ -565,9 +586,9 @@ def _read_row(
                 "or delete the row",
             )
         )
-    elif _is_mention(phone):
+    elif not slack_user(phone) and _is_mention(phone):
         problems.append(LineProblem(line, phone, _mention_message(phone)))
-    return problems or RecipientLine(line, phone, variables)
+    return problems or RecipientLine(line, phone, variables, slack_user(phone))
 
 
 def _extra_cell_problems(header: _Header, line: int, row: list[str]) -> list[LineProblem]:

@@ -269,10 +269,20 @@ def _v5_scheduled_requests(db: Database) -> None:
     )
 
 
+def _v6_slack_user_phones(db: Database) -> None:
+    """The Slack adapter keeps, for a short time, the phone number of a user's Slack
+    profile (users.info), for recipients given as `@user`."""
+    db.execute(
+        """CREATE TABLE slack_user_phones (
+            user_id TEXT PRIMARY KEY, phone TEXT NOT NULL, fetched_at REAL NOT NULL)"""
+    )
+
+
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _v1_first_release,
     2: _v2_providers_and_jobs,
     3: _v3_request_parts,
     4: _v4_pending_orders,
     5: _v5_scheduled_requests,
+    6: _v6_slack_user_phones,
 }

@@ -110,6 +110,26 @@ class SlackStore:
                 [user_id, tz, time.time()],
             )
 
+    # ------------------------------------------------------------ profile phones
+
+    def user_phone(self, user_id: str, max_age: float) -> str | None:
+        """The phone of a user's Slack profile as users.info gave it (whole: it stays in
+        the database) within `max_age` seconds, or None when not kept since."""
+        row = self.db.execute(
+            "SELECT phone, fetched_at FROM slack_user_phones WHERE user_id = ?", [user_id]
+        ).fetchone()
+        if row is None or row[1] < time.time() - max_age:
+            return None
+        return row[0]
+
+    def keep_user_phone(self, user_id: str, phone: str) -> None:
+        with self.db.write():
+            self.db.execute(
+                "INSERT OR REPLACE INTO slack_user_phones (user_id, phone, fetched_at) "
+                "VALUES (?, ?, ?)",
+                [user_id, phone, time.time()],
+            )
+
     # ------------------------------------------------------------ events
 
     def first_sighting(self, event_id: str) -> bool:

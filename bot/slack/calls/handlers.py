@@ -26,6 +26,7 @@ from bot.core.models import RequestRecord
 from bot.core.orders import InvalidOrder, Problem
 from bot.core.requests import CallOrder, NotPossible
 from bot.input import schedules
+from bot.input.phones import PhoneNumberError, to_e164
 from bot.input.recipients import (
     RecipientLine,
     RecipientsError,
@@ -50,6 +51,15 @@ log = logging.getLogger(__name__)
 ZONE_TIMEOUT = 1.0
 ZONE_MAX_AGE = 12 * 3600.0
 AT = "at"  # where a pending (confirm-first) order keeps its scheduled time
+
+# `@user` recipients: the number is the `phone` of the user's Slack profile, read with
+# users.info before the ack (several users at once, all within PROFILE_TIMEOUT) and kept
+# in the database for PROFILE_MAX_AGE. Only a usable number is kept, so a user who has
+# just added one to their profile is not refused from the cache.
+PROFILE_TIMEOUT = 1.0
+PROFILE_MAX_AGE = 600.0
+USERS = "recipient_users"  # where a pending order keeps which recipient was which user
+ADD_PHONE = "ask them to add a phone number to their Slack profile, or give the number"
 
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
@@ -136,36 +146,42 @@ async def handle_call_command(ctx: SlackContext, slack: Interaction, rest: str) 
     [at=when]`."""
     if refusal := ctx.refusal(slack.user, slack.channel):
         raise UserError(refusal)
-    parsed = None
+    lines: list[RecipientLine] = []
     try:
         parsed = parse_call_command(rest)
-        at, at_problem = await _command_when(ctx, slack, parsed.at)
+        (lines, user_problems), (at, at_problem) = await asyncio.gather(
+            _with_profile_phones(ctx, parsed.recipients, "recipient"),
+            _command_when(ctx, slack, parsed.at),
+        )
         order = CallOrder(
             workflow=parsed.workflow,
-            recipients=[r.to_recipient() for r in parsed.recipients],
+            recipients=[r.to_recipient() for r in lines],
             voice=_voice(parsed.voice),
             requested_by=slack.user,
             channel=slack.channel,
             source="slack:/robocall call",
             idempotency_key=f"command:{slack.body.get('trigger_id')}",
             at=at,
+            recipient_users=_recipient_users(lines),
         )
-        if at_problem is not None:  # the rest is checked too: one round of corrections
-            problems = [at_problem]
+        if at_problem is not None or user_problems:  # the rest is checked too: one round
+            problems = [at_problem] if at_problem is not None else []
+            problems += user_problems
             try:
                 ctx.service.check(order)
-            except InvalidOrder as exc:
-                problems += [_problem_text(p, parsed.recipients, "recipient") for p in exc.problems]
+            except InvalidOrder as exc:  # ("no recipients" when every one was an @user refused)
+                found = [p for p in exc.problems if lines or p.field != "recipients"]
+                problems += [_problem_text(p, lines, "recipient") for p in found]
             title = "That call could not be placed."
             await _reply(slack, views.problems_message(title, problems, ctx.sandbox))
             return
         if len(order.recipients) > ctx.settings.confirm_above:
             workflow = ctx.service.check(order).workflow
-            pending = confirm.PendingOrder.of(order, workflow, parsed.recipients)
+            pending = confirm.PendingOrder.of(order, workflow, lines)
             kept = ctx.store.pending.add(
                 slack.user,
                 confirm.COMMAND,
-                _with_at(pending.model_dump(), at),
+                _with_users(_with_at(pending.model_dump(), at), lines),
                 ttl=confirm.CONFIRM_TTL,
             )
             question = confirm.question_message(
@@ -177,7 +193,6 @@ async def handle_call_command(ctx: SlackContext, slack: Interaction, rest: str) 
     except RecipientsError as exc:
         problems = [str(p) for p in exc.problems]
     except InvalidOrder as exc:
-        lines = parsed.recipients if parsed else []
         problems = [_problem_text(p, lines, "recipient") for p in exc.problems]
     else:
         parts = ctx.service.requests.parts(record.id)
@@ -280,6 +295,9 @@ async def handle_send_call_submission(ctx: SlackContext, slack: Interaction) -> 
         lines = parse_recipient_lines(state.text(BlockId.RECIPIENTS, ActionId.RECIPIENTS_INPUT))
     except RecipientsError as exc:
         errors[BlockId.RECIPIENTS] = _field_error([str(p) for p in exc.problems])
+    lines, user_problems = await _with_profile_phones(ctx, lines, "line")
+    if user_problems:
+        errors[BlockId.RECIPIENTS] = _field_error(user_problems)
     at = None
     picked = state._element(BlockId.WHEN, ActionId.WHEN_SELECT).get("selected_date_time")
     if picked is not None:
@@ -301,6 +319,7 @@ async def handle_send_call_submission(ctx: SlackContext, slack: Interaction) -> 
         source="slack:modal",
         idempotency_key=f"view:{slack.view['id']}",
         at=at,
+        recipient_users=_recipient_users(lines),
     )
     if len(lines) <= ctx.settings.confirm_above:
         try:
@@ -316,9 +335,8 @@ async def handle_send_call_submission(ctx: SlackContext, slack: Interaction) -> 
         await slack.ack(response_action="errors", errors=_modal_errors(exc.problems, lines))
         return
     pending = confirm.PendingOrder.of(order, workflow, lines, view_id=slack.view["id"])
-    kept = ctx.store.pending.add(
-        slack.user, confirm.MODAL, _with_at(pending.model_dump(), at), ttl=confirm.CONFIRM_TTL
-    )
+    payload = _with_users(_with_at(pending.model_dump(), at), lines)
+    kept = ctx.store.pending.add(slack.user, confirm.MODAL, payload, ttl=confirm.CONFIRM_TTL)
     await slack.ack(
         response_action="push",
         view=confirm.confirm_view(pending.count, workflow.name, kept.token, ctx.sandbox),
@@ -432,13 +450,103 @@ async def _user_zone(ctx: SlackContext, user: str) -> str | None:
     return tz
 
 
+# ---------------------------------------------------------------- @user recipients
+
+
+def _recipient_users(lines: Sequence[RecipientLine]) -> dict[int, str]:
+    """Which recipients (1-based, in order) were given as a Slack user."""
+    return {n: line.user for n, line in enumerate(lines, start=1) if line.user}
+
+
+async def _with_profile_phones(
+    ctx: SlackContext, lines: list[RecipientLine], label: str
+) -> tuple[list[RecipientLine], list[str]]:
+    """`lines` with each `@user` recipient's number read from their Slack profile, and
+    why some could not be (naming the user and what to do); the lines returned are
+    the usable ones, so the core's problems can still be addressed to what was typed."""
+    users = {line.user for line in lines if line.user}
+    if not users:
+        return lines, []
+    profiles = await _profile_phones(ctx, sorted(users))
+    kept: list[RecipientLine] = []
+    problems: list[str] = []
+    region = ctx.settings.default_phone_region
+    for line in lines:
+        if not line.user:
+            kept.append(line)
+            continue
+        where, who = f"{label} {line.line}", f"<@{line.user}>"
+        profile = profiles[line.user]
+        if isinstance(profile, BaseException):
+            problems.append(
+                f"{where}: could not read {who}'s profile from Slack just now; "
+                "try again or give the number"
+            )
+        elif not profile:
+            problems.append(
+                f"{where}: {who} has no phone number in their Slack profile; {ADD_PHONE}"
+            )
+        else:
+            try:
+                e164 = to_e164(profile, region)
+            except PhoneNumberError:
+                problems.append(
+                    f"{where}: the phone number in {who}'s Slack profile is not a valid number; "
+                    f"{ADD_PHONE} (with its country code, e.g. +2348076960623)"
+                )
+            else:
+                ctx.slack_store.keep_user_phone(line.user, profile)
+                kept.append(line.with_phone(e164))
+    return kept, problems
+
+
+async def _profile_phones(
+    ctx: SlackContext, users: Sequence[str]
+) -> dict[str, str | BaseException]:
+    """Each user's profile phone ('' when none): kept, else read with users.info, all
+    the users at once and within one PROFILE_TIMEOUT; an exception where Slack was slow
+    or refused."""
+    found: dict[str, str | BaseException] = {}
+    missing: list[str] = []
+    for user in users:
+        phone = ctx.slack_store.user_phone(user, PROFILE_MAX_AGE)
+        if phone is None:
+            missing.append(user)
+        else:
+            found[user] = phone
+    if not missing:
+        return found
+    deadline = asyncio.get_running_loop().time() + PROFILE_TIMEOUT
+
+    async def read(user: str) -> str:
+        async with asyncio.timeout_at(deadline):
+            answer = await ctx.client.users_info(user=user)
+        profile = (answer.get("user") or {}).get("profile") or {}
+        return str(profile.get("phone") or "").strip()
+
+    answers = await asyncio.gather(*(read(u) for u in missing), return_exceptions=True)
+    for user, answer in zip(missing, answers, strict=True):
+        if isinstance(answer, BaseException):
+            log.info("no profile for %s from users.info (%s)", user, type(answer).__name__)
+        found[user] = answer
+    return found
+
+
 def _with_at(payload: dict[str, Any], at: datetime | None) -> dict[str, Any]:
     return {**payload, AT: at.isoformat()} if at else payload
 
 
+def _with_users(payload: dict[str, Any], lines: Sequence[RecipientLine]) -> dict[str, Any]:
+    users = {str(n): user for n, user in _recipient_users(lines).items()}
+    return {**payload, USERS: users} if users else payload
+
+
 def _pending_at(order: CallOrder, payload: dict[str, Any]) -> CallOrder:
     """A confirmed order with the time it was scheduled for (checked again: it may have
-    passed while the question waited)."""
+    passed while the question waited) and which recipients were Slack users."""
+    if payload.get(USERS):
+        users = {int(n): user for n, user in payload[USERS].items()}
+        order = dataclasses.replace(order, recipient_users=users)
     if not payload.get(AT):
         return order
     at = schedules.check(datetime.fromisoformat(payload[AT]), value=f"at={payload[AT]}")
