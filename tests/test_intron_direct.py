@@ -237,7 +237,7 @@ def test_retry_count_zero_to_three_and_response_message_are_accepted() -> None:
     [
         ("event_answered", CallOutcome.IN_PROGRESS, False, None),
         ("event_dtmf", CallOutcome.IN_PROGRESS, False, "1"),
-        ("event_completed", CallOutcome.ANSWERED, True, "1"),
+        ("event_completed", CallOutcome.ANSWERED, True, "1"),  # final: the call, not the batch
     ],
 )
 def test_the_seeds_events_become_one_call_update(
@@ -246,7 +246,8 @@ def test_the_seeds_events_become_one_call_update(
     report = read_callback(json.dumps(contract(name)).encode())
     assert report.provider_ref == "robo_abc123def456"
     assert report.request_ids == frozenset()
-    assert report.final is final
+    assert report.final is False  # one call's event: its request counts its calls
+    assert report.updates[0].outcome.final is final
     (update,) = report.updates
     assert (update.outcome, update.key_pressed) == (outcome, key)
     assert update.provider_call_id == "robo_abc123def456"
@@ -565,7 +566,7 @@ async def test_each_last_digit_ends_as_the_outcome_table_says(box: Box, receiver
         outcome, key, events = expected[digit]
         seen = by_call[call_id]
         assert [r.status for r in seen] == events, digit  # in order
-        assert [r.final for r in seen] == [False] * (len(events) - 1) + [True]
+        assert [r.updates[0].outcome.final for r in seen] == [False] * (len(events) - 1) + [True]
         last = seen[-1].updates[0]
         assert (last.outcome, last.key_pressed, last.phone) == (outcome, key, NUMBER.format(digit))
 

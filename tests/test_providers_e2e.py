@@ -187,7 +187,7 @@ async def test_each_provider_is_opened_with_its_callback_url_and_shared_limits()
         direct, bizphone = providers.values()
         assert direct.callback_url == "https://robocall.example/callbacks/intron-direct/tok"
         assert bizphone.callback_url is None  # it polls
-        assert direct.capabilities.max_batch == 1  # each recipient its own part (README)
+        assert direct.capabilities.max_batch == 10  # a batch: up to the plan's calls a minute
         assert not direct.sandbox and not bizphone.sandbox
         assert {n.partition(":")[0] for n in names} == {"intron-direct", "bizphone"}
     finally:
@@ -219,15 +219,16 @@ async def test_intron_direct_places_each_call_and_reports_it_in_the_thread(
         put_workflow(harness, "intron-direct", "Direct reminder")
         answer = await call(harness, f'call "Direct reminder" {NUMBERS} name=A')
         assert "accepted" in answer and "Sandbox" not in answer
-        # max_batch=1: one request part a recipient, each matched by its call id.
-        records = await completed(harness, 3)
+        # One batch for the three, each event matched to its call by its call id.
+        records = await completed(harness, 1)
         assert outcomes(harness, records) == EXPECTED
-        texts = {r.id: await thread_text(harness, r.id) for r in records}
+        texts = {r.id: await thread_text(harness, r.id, until="failed") for r in records}
         joined = "\n".join(texts.values())
         assert "pressed 1 Confirm" in joined and "no answer" in joined and "failed" in joined
         assert NUMBER.format(1) not in joined  # masked in Slack
         assert direct_box.state.numbers_called() == {NUMBER.format(d): 1 for d in "109"}
-        assert direct_box.state.requests_seen["place_call"] == 3
+        assert direct_box.state.requests_seen["place_batch"] == 1
+        assert direct_box.state.requests_seen["place_call"] == 0
         sent = [e for e in direct_box.state.events if e["event"] == "robo_call.completed"]
         assert len(sent) == 3
         calls = direct_box.state.calls.values()

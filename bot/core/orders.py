@@ -92,6 +92,7 @@ def _check_recipient(
         )
     seen.setdefault(number, index)
     values = {name: str(value) for name, value in recipient.variables.items()}
+    problems.extend(_values_too_long(index, values, capabilities))
     missing = templates.missing_variables(template, values)
     if missing:
         needed = ", ".join(f"[{name}]" for name in templates.variables(template))
@@ -121,6 +122,27 @@ def _check_recipient(
     if problems:
         return problems
     return OrderRecipient(position=index, phone=number, variables=values)
+
+
+def _values_too_long(
+    index: int, values: Mapping[str, str], capabilities: Capabilities
+) -> list[Problem]:
+    """A provider that caps each value on its own refuses the whole submission for one
+    long value: refused here, naming it, before anything is stored."""
+    limit = capabilities.value_limit
+    if limit is None:
+        return []
+    return [
+        Problem(
+            "workflow_variables",
+            name,
+            f"the value of {name} is {len(value):,} characters; {capabilities.label} takes "
+            f"at most {limit:,} per value, so shorten it by {len(value) - limit:,}",
+            index,
+        )
+        for name, value in values.items()
+        if len(value) > limit
+    ]
 
 
 def _unused_hint(template: str, values: Mapping[str, str]) -> str:

@@ -50,6 +50,8 @@ class Capabilities:
     # For a provider whose results come only by polling: the first and the longest wait
     # (s) between looks at a placed request (None: RECONCILE_AFTER, doubling).
     poll_interval: tuple[float, float] | None = None
+    # Characters one variable's value may have at the provider (None: no limit of its own).
+    value_limit: int | None = None
 
 
 # ---------------------------------------------------------------- workflows
@@ -76,6 +78,11 @@ class Workflow(BaseModel):
     call_flow: dict[str, Any] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     read_only: bool = False  # kept as code (WORKFLOWS_FILE): shown, not edited, in Slack
+    # Calling responsibly (bot/core/consent.py): the daily window in the callee's local
+    # time ("08:00-21:00"; None: CALLING_HOURS), and whether key 9 means "stop these
+    # calls" (the callee is put on the opt-out list).
+    calling_hours: str | None = None
+    press_9_to_stop: bool = False
 
     @property
     def variables(self) -> list[str]:
@@ -97,6 +104,8 @@ class WorkflowDraft(BaseModel):
     audio_url: str | None = None
     call_flow: dict[str, Any] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    calling_hours: str | None = None  # as on Workflow
+    press_9_to_stop: bool = False
 
 
 @dataclass(frozen=True)

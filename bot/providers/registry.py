@@ -34,7 +34,6 @@ from bot.providers.intron.provider import IntronProvider
 from bot.providers.intron.sandbox import SandboxConfig, create_sandbox_app
 from bot.providers.intron_direct.client import CALL_RATE
 from bot.providers.intron_direct.endpoints import LimitGroup as DirectGroup
-from bot.providers.intron_direct.provider import SINGLE_CALLS
 from bot.providers.intron_direct.sandbox import SandboxConfig as DirectSandboxConfig
 from bot.providers.intron_direct.sandbox import create_sandbox_app as direct_sandbox
 from bot.settings import Settings
@@ -146,8 +145,8 @@ def _open_intron_direct(
         concurrent_calls=settings.intron_direct_concurrent_calls,
         max_wait=settings.intron_max_wait,
         sandbox=settings.uses_sandbox,
-        # One recipient a submission, so that its webhook events match (see SINGLE_CALLS).
-        max_batch=SINGLE_CALLS,
+        # A batch carries up to the plan's calls per minute (its default `max_batch`):
+        # each event is matched to its request by the call id the batch answer gave.
         slot_logs={str(group): slot_logs(f"{INTRON_DIRECT}:{group}") for group in groups},
     )
 

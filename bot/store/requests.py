@@ -9,7 +9,7 @@ from what a provider said.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.core.models import CallRecord, RequestRecord, RequestStatus, Stats, now_iso
@@ -82,6 +82,17 @@ class RequestStore:
         return self._one(
             f"SELECT {REQUEST_COLUMNS} FROM requests WHERE provider = ? AND provider_ref = ?",
             [provider, ref],
+        )
+
+    def by_call_id(self, provider: str, call_id: str, limit: int = 2) -> list[RequestRecord]:
+        """The requests (at most `limit`) with a call this provider knows by `call_id`
+        (Intron direct's per-call events name only it); more than one is a conflict the
+        caller refuses. One indexed read (`calls_provider_call_id`, schema step 7)."""
+        return self._many(
+            f"SELECT {', '.join('r.' + c.strip() for c in REQUEST_COLUMNS.split(','))} "
+            "FROM calls c JOIN requests r ON r.id = c.request_id "
+            "WHERE c.provider_call_id = ? AND r.provider = ? GROUP BY r.id LIMIT ?",
+            [call_id, provider, limit],
         )
 
     def by_any_ref(self, ref: str) -> RequestRecord | None:
@@ -184,6 +195,18 @@ class RequestStore:
             CallRecord.model_validate({**r, "variables": json.loads(r["variables"])}) for r in rows
         ]
         return calls, int(total)
+
+    def set_call_ids(self, request_id: str, call_ids: Mapping[int, str]) -> None:
+        """Keep the provider's id of each call, by position, as its submit answered them
+        (a call id already learnt is kept)."""
+        if not call_ids:
+            return
+        with self.db.write():
+            self.db.conn.executemany(
+                "UPDATE calls SET provider_call_id = COALESCE(provider_call_id, ?) "
+                "WHERE request_id = ? AND position = ?",
+                [(call_id, request_id, position) for position, call_id in call_ids.items()],
+            )
 
     def record_results(self, request_id: str, results: dict[int, dict[str, Any]]) -> None:
         """Store calls' results by position. A final outcome is never replaced by a

@@ -33,6 +33,8 @@ from bot.providers.fields import Duration, Keys, OptionalId, Phone, Ref, Text, W
 # Seed 001 states no message limit. 4000 characters after substitution is Intron's
 # documented rule for its voicebot API (seed 000); we assume the same here.
 MAX_MESSAGE_CHARS = 4000
+# One variable's value: our assumption; the seed names no cap.
+MAX_VALUE_CHARS = 1000
 DEFAULT_VOICE = "en-female-1"  # seed 001's default
 MAX_RETRY_COUNT = 3
 DTMF_DIGITS = tuple("0123456789*#")
@@ -102,6 +104,7 @@ E164 = Annotated[str, AfterValidator(_e164)]
 Message = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_template)
 ]
+Value = Annotated[str, StringConstraints(max_length=MAX_VALUE_CHARS)]
 HttpUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 VoiceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -151,7 +154,7 @@ class _Speech(Outgoing):
 
     message: Message | None = None
     audio_url: HttpUrl | None = None
-    variables: dict[VariableName, Annotated[str, StringConstraints(max_length=1000)]] | None = None
+    variables: dict[VariableName, Value] | None = None
 
     def _one_of(self, where: str = "") -> None:
         if (self.message is None) == (self.audio_url is None):

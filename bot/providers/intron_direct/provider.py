@@ -10,7 +10,10 @@ tags to carry our request id, so the reference keeps the batch id together with 
 call ids in our recipients' order (`batch:<batch_id>:<call_id>,<call_id>,…`, see
 `BatchRef`), which lets `poll` and `cancel` reach each call. Results arrive as
 per-call webhook events (`robo_call.answered`, `.dtmf`, `.completed`), each naming
-only its call id: `read_callback` reports it as `provider_ref`.
+only its call id: `read_callback` reports it as `provider_ref`. So that an event of
+a batch's call finds its request, `call_ids` hands the core each call's id by our
+recipient's position right after the submit; the core keeps them with the calls and
+matches an event by the call it names (`CallService.match`).
 """
 
 from __future__ import annotations
@@ -60,12 +63,10 @@ POLL_PAGE = 20  # status lookups per poll step
 POLL_MAX_WAIT = 1.0  # a lookup waits no longer for the limiter: its job comes back later
 
 
-# Stop-gap, what the app opens this provider with: one recipient a submission.
-# Webhook events name only their call id, and the core matches a callback by the
-# exact reference, which for a batch is `batch:<id>:<call ids>`: no event of a batch
-# would match it. A single call's reference is its call id, so with each recipient
-# its own request part every event finds its request. Until batches are matched.
-SINGLE_CALLS = 1
+# Seed 001 documents no batch size; a batch's calls count against calls per minute
+# and take their slots together, so a batch carries at most the plan's calls per
+# minute, and never more than our request model takes.
+MAX_BATCH_CALLS = 1_000
 
 
 def capabilities(
@@ -76,6 +77,7 @@ def capabilities(
         key_setting="INTRON_DIRECT_API_KEY",
         template_syntax="braces",
         message_limit=models.MAX_MESSAGE_CHARS,
+        value_limit=models.MAX_VALUE_CHARS,
         keypad=True,
         schedule=True,
         cancel=True,
@@ -85,9 +87,10 @@ def capabilities(
         resend_safe=False,
         workflows_at_provider=False,
         # Every call of a batch counts against calls per minute, and a batch takes
-        # its slots together: a larger request is split into parts. The app opens it
-        # with `max_batch=SINGLE_CALLS` for now (see there).
-        max_batch=calls_per_minute if max_batch is None else max_batch,
+        # its slots together: a larger request is split into parts of at most that.
+        max_batch=max(
+            1, min(calls_per_minute if max_batch is None else max_batch, MAX_BATCH_CALLS)
+        ),
     )
 
 
@@ -198,6 +201,17 @@ class IntronDirectProvider:
         except RefusedError as exc:
             raise _for_recipient(exc, order) from None
         return str(BatchRef(batch.batch_id, _call_ids(order, batch)))
+
+    def call_ids(self, ref: str, order: Order) -> dict[int, str]:
+        """Each call's id by our recipient's position, from a submission's reference
+        (optional method, not in the `Provider` protocol): the core keeps them, so an
+        event naming only its call id finds its request and its recipient."""
+        ids = BatchRef.parse(ref).call_ids
+        return {
+            recipient.position: call_id
+            for recipient, call_id in zip(order.recipients, ids, strict=False)
+            if call_id
+        }
 
     async def find(self, order: Order) -> str | None:
         """Never settles an unknown submit: seed 001 has no listing of calls and no
@@ -485,7 +499,10 @@ def read_callback(body: bytes | str) -> CallbackReport:
     return CallbackReport(
         provider_ref=event.call_id,
         request_ids=frozenset(),
-        final=isinstance(event, models.CompletedEvent),
+        # One call's event never says the submission is over: a batch has other calls.
+        # The request completes when each of its calls has its final outcome (the
+        # core counts them), a single call's with its `robo_call.completed`.
+        final=False,
         status=event.event.removeprefix("robo_call."),
         read_updates=lambda: [update],
     )
