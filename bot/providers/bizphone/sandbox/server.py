@@ -17,9 +17,7 @@ or through `/_sandbox/state` and `/_sandbox/faults`.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections import Counter
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,6 +31,13 @@ from bot.providers.bizphone.client import API_KEY_HEADER
 from bot.providers.bizphone.endpoints import CALL_PATH, STATUS_PATH
 from bot.providers.bizphone.models import CallFlow, CallRequest, describe
 from bot.providers.bizphone.sandbox.outcomes import Outcome, final_steps, outcome_for
+from bot.providers.sandbox_kit import (
+    Fault,
+    SandboxStateBase,
+    key_matches,
+    sandbox_app,
+    with_fault,
+)
 
 
 @dataclass
@@ -42,21 +47,6 @@ class SandboxConfig:
     concurrent_calls: int = 6
     call_seconds: float = 1.0  # how long a call is in progress before it ends
     api_key: str | None = None  # when set, the only key accepted (embedded sandbox)
-
-
-@dataclass
-class Fault:
-    """A scripted misbehaviour for the next `times` requests to `operation`
-    (`place_calls`, `call_status` or "*"): answer `status` (with `body` as the whole
-    JSON body when given) instead of doing the work, or after doing it when
-    `after_work`; `answer_delay` seconds late."""
-
-    operation: str = "*"
-    status: int = 500
-    body: Any = None
-    after_work: bool = False
-    answer_delay: float = 0.0
-    times: int = 1
 
 
 @dataclass
@@ -98,8 +88,9 @@ class SimRequest:
 
 
 @dataclass
-class SandboxState:
-    """Everything the sandbox holds, readable by tests."""
+class SandboxState(SandboxStateBase):
+    """Everything the sandbox holds, readable by tests. Faults (`sandbox_kit.Fault`) are
+    scripted for `place_calls`, `call_status` or "*"."""
 
     config: SandboxConfig
     requests: dict[str, SimRequest] = field(default_factory=dict)
@@ -116,25 +107,6 @@ class SandboxState:
             self._slots = asyncio.Semaphore(max(1, self.config.concurrent_calls))
         return self._slots
 
-    def take_fault(self, operation: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.operation in ("*", operation):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
-
-    def spawn(self, coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
     def summary(self) -> dict[str, Any]:
         return {
             "requests_seen": dict(self.requests_seen),
@@ -145,33 +117,22 @@ class SandboxState:
         }
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The seed's "example of bad result"."""
-    return JSONResponse({"status": "error", "message": message}, status_code=status)
+    return JSONResponse(
+        {"status": "error", "message": message}, status_code=status, headers=headers
+    )
 
 
 def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
     """The sandbox as an ASGI app; `app.state.sandbox` is its `SandboxState`."""
     state = SandboxState(config or SandboxConfig())
 
-    def authorised(request: Request) -> bool:
-        key = request.headers.get(API_KEY_HEADER, "").strip()
-        expected = state.config.api_key
-        return bool(key) and (not expected or hmac.compare_digest(key, expected))
-
     async def guarded(name: str, request: Request, work) -> Response:
-        if not authorised(request):
+        if not key_matches(request.headers.get(API_KEY_HEADER, ""), state.config.api_key):
             return _error(401, f"Unauthorized: send the '{API_KEY_HEADER}' header")
         state.requests_seen[name] += 1
-        fault = state.take_fault(name)
-        if fault and not fault.after_work:
-            await asyncio.sleep(fault.answer_delay)
-            return _fault_response(fault)
-        response = await work(request)
-        if fault:
-            await asyncio.sleep(fault.answer_delay)
-            return _fault_response(fault)
-        return response
+        return await with_fault(state.take_fault(name), lambda: work(request), _error)
 
     async def place_calls(request: Request) -> Response:
         return await guarded("place_calls", request, _place_calls)
@@ -209,37 +170,11 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
             return _error(404, f"no such request: {request_id}")
         return JSONResponse(sim.as_json())
 
-    async def read_state(request: Request) -> Response:
-        return JSONResponse(state.summary())
-
-    async def add_fault(request: Request) -> Response:
-        state.faults.append(Fault(**await request.json()))
-        return JSONResponse({"pending_faults": len(state.faults)})
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette):
-        try:
-            yield
-        finally:
-            await state.close()
-
-    app = Starlette(
-        routes=[
-            Route(CALL_PATH, place_calls, methods=["POST"]),
-            Route(STATUS_PATH, call_status, methods=["GET"]),
-            Route("/_sandbox/state", read_state, methods=["GET"]),
-            Route("/_sandbox/faults", add_fault, methods=["POST"]),
-        ],
-        lifespan=lifespan,
-    )
-    app.state.sandbox = state
-    return app
-
-
-def _fault_response(fault: Fault) -> JSONResponse:
-    if fault.body is not None:
-        return JSONResponse(fault.body, status_code=fault.status)
-    return _error(fault.status, f"sandbox fault: HTTP {fault.status}")
+    routes = [
+        Route(CALL_PATH, place_calls, methods=["POST"]),
+        Route(STATUS_PATH, call_status, methods=["GET"]),
+    ]
+    return sandbox_app(state, routes, Fault, state.summary)
 
 
 async def _dispatch(state: SandboxState, sim: SimRequest) -> None:

@@ -11,23 +11,20 @@ faults (`Fault`) and read what happened (`SandboxState`), in process or through
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import random
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bot.core.ratelimit import SlidingWindowLimiter, Window
 from bot.input import templates
@@ -42,6 +39,19 @@ from bot.providers.intron.models import (
     stats_from_calls,
 )
 from bot.providers.intron.sandbox.outcomes import PROCESSING_STATUS, SimStatus, outcome_for
+from bot.providers.sandbox_kit import Fault as KitFault
+from bot.providers.sandbox_kit import (
+    SandboxError,
+    SandboxStateBase,
+    bearer_ok,
+    describe,
+    fault_response,
+    operation_routes,
+    post_with_backoff,
+    read_body,
+    sandbox_app,
+    with_fault,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +74,14 @@ class SandboxConfig:
 
 
 @dataclass
-class Fault:
-    """A scripted misbehaviour for the next `times` requests to `operation` ("*" for any).
-
-    `status` answers that HTTP status without doing anything (with `Retry-After`
-    when `retry_after` is set; `answer_delay` seconds late when set), or after
-    doing it when `after_work` is set.
-    `answer_delay` carries the request out and then waits before answering: what
-    a client sees as a read timeout.
-    `body`, with `status`, is answered as the whole JSON body instead of Intron's error
+class Fault(KitFault):
+    """`sandbox_kit.Fault`, with no status unless one is given: `Fault("place_calls",
+    answer_delay=20)` carries the request out and answers late (a read timeout as the
+    client sees it). `body`, with `status`, is answered instead of Intron's error
     envelope: e.g. a FastAPI validation error, `{"detail": [{"loc": [...], "msg": ...}]}`.
     """
 
-    operation: str = "*"
     status: int | None = None
-    retry_after: float | None = None
-    answer_delay: float = 0.0
-    times: int = 1
-    after_work: bool = False  # with `status`: do the work, then answer the error
-    body: Any = None  # with `status`: the JSON body to answer (default: the envelope)
 
 
 @dataclass
@@ -164,7 +163,7 @@ class Batch:
 
 
 @dataclass
-class SandboxState:
+class SandboxState(SandboxStateBase):
     """Everything the sandbox holds, readable by tests."""
 
     config: SandboxConfig
@@ -184,34 +183,9 @@ class SandboxState:
             LimitGroup.MANAGEMENT: SlidingWindowLimiter(self.config.management_windows),
         }
 
-    def client(self) -> httpx.AsyncClient:
-        """The client that sends callbacks (made on first use: a mounted sandbox has no
-        lifespan of its own)."""
-        if self.http is None:
-            self.http = httpx.AsyncClient(timeout=10.0)
-        return self.http
-
-    async def close(self) -> None:
-        """Stop simulating: cancel pending callbacks, close the client."""
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.http is not None:
-            await self.http.aclose()
-            self.http = None
-
     def numbers_called(self) -> Counter[str]:
         """How many times each number was called, over every batch."""
         return Counter(call.phone_number for call in self.calls.values())
-
-    def take_fault(self, operation: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.operation in ("*", operation):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -224,15 +198,6 @@ class SandboxState:
             "callbacks": self.callbacks,
             "pending_faults": [asdict(f) for f in self.faults],
         }
-
-
-class SandboxError(Exception):
-    """Answered as Intron's error envelope with `status_code`."""
-
-    def __init__(self, status_code: int, message: str) -> None:
-        self.status_code = status_code
-        self.message = message
-        super().__init__(message)
 
 
 Handler = Callable[[Request, SandboxState], Awaitable[tuple[Any, str]]]
@@ -252,44 +217,11 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         "list_workflow_requests": _list_workflow_requests,
         "list_workflow_calls": _list_workflow_calls,
     }
-    routes = [
-        Route(
-            endpoint.path,
-            _guarded(endpoint.name, endpoint.group, handlers[endpoint.name], state),
-            methods=[endpoint.method],
-        )
-        for endpoint in endpoints(state.config.paths).values()
-    ]
-
-    async def read_state(request: Request) -> Response:
-        return JSONResponse(state.summary())
-
-    async def add_fault(request: Request) -> Response:
-        state.faults.append(Fault(**await request.json()))
-        return JSONResponse({"pending_faults": len(state.faults)})
-
-    routes += [
-        Route("/_sandbox/state", read_state, methods=["GET"]),
-        Route("/_sandbox/faults", add_fault, methods=["POST"]),
-    ]
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette):
-        try:
-            yield
-        finally:
-            await state.close()
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.sandbox = state
-    return app
-
-
-def _fault_response(fault: Fault) -> JSONResponse:
-    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else None
-    if fault.body is not None:
-        return JSONResponse(fault.body, status_code=fault.status or 500, headers=headers)
-    return _envelope(None, f"sandbox fault: HTTP {fault.status}", fault.status or 500, headers)
+    routes = operation_routes(
+        endpoints(state.config.paths).values(),
+        lambda endpoint: _guarded(endpoint.name, endpoint.group, handlers[endpoint.name], state),
+    )
+    return sandbox_app(state, routes, Fault, state.summary)
 
 
 def _envelope(data: Any, message: str, status_code: int = 200, headers=None) -> JSONResponse:
@@ -298,18 +230,29 @@ def _envelope(data: Any, message: str, status_code: int = 200, headers=None) -> 
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
+def _error(status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """Intron's error envelope."""
+    return _envelope(None, message, status_code, headers)
+
+
+def _fault_response(fault: Fault) -> Response:
+    return fault_response(fault, _error)
+
+
 def _guarded(name: str, group: LimitGroup, handler: Handler, state: SandboxState):
     """Wrap a handler with what every Intron endpoint does: auth, rate limit, errors."""
 
+    async def work(request: Request) -> Response:
+        try:
+            data, message = await handler(request, state)
+            return _envelope(data, message)
+        except SandboxError as exc:
+            return _envelope(None, exc.message, exc.status_code, exc.headers)
+        except ValidationError as exc:
+            return _envelope(None, describe(exc), 400)
+
     async def endpoint(request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        expected = state.config.api_key
-        if (
-            scheme.lower() != "bearer"
-            or not token.strip()
-            or (expected and not hmac.compare_digest(token, expected))
-        ):
+        if not bearer_ok(request, state.config.api_key):
             return _envelope(None, "Unauthorized: send 'Authorization: Bearer <api key>'", 401)
         wait = state.limiters[group].try_acquire()
         if wait > 0:
@@ -317,40 +260,9 @@ def _guarded(name: str, group: LimitGroup, handler: Handler, state: SandboxState
             return _envelope(None, "Too many requests", 429, {"Retry-After": f"{wait:.3f}"})
         state.requests_seen[name] += 1
         fault = state.take_fault(name) or (state.config.chaos and state.config.chaos.draw(name))
-        if fault and fault.status and not fault.after_work:
-            await asyncio.sleep(fault.answer_delay)
-            return _fault_response(fault)
-        try:
-            data, message = await handler(request, state)
-            response = _envelope(data, message)
-        except SandboxError as exc:
-            response = _envelope(None, exc.message, exc.status_code)
-        except ValidationError as exc:
-            response = _envelope(None, _describe(exc), 400)
-        if fault and fault.answer_delay:
-            await asyncio.sleep(fault.answer_delay)
-        if fault and fault.status:
-            return _fault_response(fault)
-        return response
+        return await with_fault(fault or None, lambda: work(request), _error)
 
     return endpoint
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
-async def _json(request: Request, model: type[BaseModel]) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise SandboxError(400, "request body is not valid JSON") from None
-    return model.model_validate(body)
 
 
 def _now() -> str:
@@ -390,7 +302,7 @@ def _page(items: list[Any], page: int, per_page: int) -> dict[str, Any]:
 
 
 async def _place_calls(request: Request, state: SandboxState) -> tuple[Any, str]:
-    call: CallRequest = await _json(request, CallRequest)
+    call: CallRequest = await read_body(request, CallRequest)
     workflow = _workflow(state, call.workflow_id)
     for index, param in enumerate(call.workflow_params):
         values = param.workflow_variables
@@ -418,9 +330,7 @@ async def _place_calls(request: Request, state: SandboxState) -> tuple[Any, str]
         batch.calls.append(sim)
         state.calls[sim.id] = sim
     state.batches[batch.id] = batch
-    task = asyncio.create_task(_complete_later(state, batch, workflow))
-    state.tasks.add(task)
-    task.add_done_callback(state.tasks.discard)
+    state.spawn(_complete_later(state, batch, workflow))
     return {"batch_id": batch.id}, "batch request created successfully"
 
 
@@ -474,15 +384,16 @@ async def _send_callback(state: SandboxState, url: str, payload: dict[str, Any])
     """POST the callback until it is answered 200, with exponential backoff."""
     record: dict[str, Any] = {"url": url, "request_id": payload["request_id"], "attempts": []}
     state.callbacks.append(record)
-    for attempt in range(state.config.callback_attempts):
-        try:
-            response = await state.client().post(url, json=payload)
-            record["attempts"].append(response.status_code)
-            if response.status_code == 200:
-                return
-        except httpx.HTTPError as exc:
-            record["attempts"].append(type(exc).__name__)
-        await asyncio.sleep(state.config.callback_backoff * 2**attempt)
+    if await post_with_backoff(
+        state.client(),
+        url,
+        payload,
+        attempts=state.config.callback_attempts,
+        backoff=state.config.callback_backoff,
+        accepted=lambda response: response.status_code == 200,
+        record=record["attempts"],
+    ):
+        return
     log.warning("sandbox: callback for %s was never accepted by %s", payload["request_id"], url)
 
 
@@ -490,7 +401,7 @@ async def _send_callback(state: SandboxState, url: str, payload: dict[str, Any])
 
 
 async def _create_workflow(request: Request, state: SandboxState) -> tuple[Any, str]:
-    new: WorkflowCreate = await _json(request, WorkflowCreate)
+    new: WorkflowCreate = await read_body(request, WorkflowCreate)
     now = _now()
     workflow = {
         "id": str(uuid.uuid4()),
@@ -512,7 +423,7 @@ async def _get_workflow(request: Request, state: SandboxState) -> tuple[Any, str
 
 async def _update_workflow(request: Request, state: SandboxState) -> tuple[Any, str]:
     workflow = _workflow(state, request.path_params["workflow_id"])
-    changes: WorkflowUpdate = await _json(request, WorkflowUpdate)
+    changes: WorkflowUpdate = await read_body(request, WorkflowUpdate)
     merged = {**workflow, **changes.model_dump(mode="json", exclude_unset=True)}
     # The result must be a valid workflow as a whole (e.g. a reply still needs options).
     checked = WorkflowCreate.model_validate(

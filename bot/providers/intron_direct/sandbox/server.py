@@ -13,29 +13,38 @@ dialled. Tests script faults (`Fault`) and read `SandboxState`.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bot.core.ratelimit import Window, wait_for
 from bot.providers.intron_direct import models
 from bot.providers.intron_direct.client import FREE_CALLS_PER_MINUTE, FREE_CONCURRENT_CALLS
 from bot.providers.intron_direct.endpoints import IntronDirectPaths, endpoints
 from bot.providers.intron_direct.sandbox.outcomes import outcome_for
+from bot.providers.sandbox_kit import (
+    Fault,
+    SandboxError,
+    SandboxStateBase,
+    bearer_ok,
+    describe,
+    operation_routes,
+    post_with_backoff,
+    read_body,
+    sandbox_app,
+    with_fault,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +62,6 @@ class SandboxConfig:
     callback_backoff: float = 0.5
     paths: IntronDirectPaths = field(default_factory=IntronDirectPaths)
     api_key: str | None = None  # when set, the only bearer token accepted
-
-
-@dataclass
-class Fault:
-    """A scripted misbehaviour for the next `times` requests to `operation` ("*": any):
-    answer `status` without doing anything, or after doing it (`after_work`)."""
-
-    operation: str = "*"
-    status: int = 500
-    retry_after: float | None = None
-    times: int = 1
-    after_work: bool = False
 
 
 @dataclass
@@ -101,8 +98,8 @@ class SimCall:
 
 
 @dataclass
-class SandboxState:
-    """Everything the sandbox holds, readable by tests."""
+class SandboxState(SandboxStateBase):
+    """Everything the sandbox holds, readable by tests (faults: `sandbox_kit.Fault`)."""
 
     config: SandboxConfig
     calls: dict[str, SimCall] = field(default_factory=dict)
@@ -131,30 +128,8 @@ class SandboxState:
             self.dialled -= 1
             self._hung_up.notify_all()
 
-    def client(self) -> httpx.AsyncClient:
-        if self.http is None:
-            self.http = httpx.AsyncClient(timeout=10.0)
-        return self.http
-
-    async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.http is not None:
-            await self.http.aclose()
-            self.http = None
-
     def numbers_called(self) -> Counter[str]:
         return Counter(c.phone_number for c in self.calls.values() if c.status != "cancelled")
-
-    def take_fault(self, operation: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.operation in ("*", operation):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
     def room_for(self, calls: int) -> float:
         """Seconds until `calls` more calls fit in the per-minute window (0: now)."""
@@ -165,14 +140,6 @@ class SandboxState:
 
     def count(self, calls: int) -> None:
         self.arrivals.extend([_clock()] * calls)
-
-
-class SandboxError(Exception):
-    def __init__(self, status_code: int, message: str, headers: dict[str, str] | None = None):
-        self.status_code = status_code
-        self.message = message
-        self.headers = headers
-        super().__init__(message)
 
 
 Handler = Callable[[Request, SandboxState], Awaitable[Any]]
@@ -187,53 +154,20 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         "call_status": _call_status,
         "cancel_call": _cancel_call,
     }
-    routes = [
-        Route(
-            endpoint.path,
-            _guarded(endpoint.name, handlers[endpoint.name], state),
-            methods=[endpoint.method],
-        )
-        for endpoint in endpoints(state.config.paths).values()
-    ]
-    # GET and DELETE share a path: Starlette matches the first route, so merge them.
-    merged: dict[str, dict[str, Callable]] = {}
-    for route in routes:
-        for method in route.methods or ():
-            if method != "HEAD":
-                merged.setdefault(route.path, {})[method] = route.endpoint
+    app_routes = operation_routes(
+        endpoints(state.config.paths).values(),
+        lambda endpoint: _guarded(endpoint.name, handlers[endpoint.name], state),
+    )
 
-    def dispatcher(table: dict[str, Callable]):
-        async def endpoint(request: Request) -> Response:
-            return await table[request.method](request)
+    def summary() -> dict[str, Any]:
+        return {
+            "requests_seen": dict(state.requests_seen),
+            "rate_limited": dict(state.rate_limited),
+            "calls": {k: c.as_status() for k, c in state.calls.items()},
+            "events": state.events,
+        }
 
-        return endpoint
-
-    app_routes = [
-        Route(path, dispatcher(table), methods=list(table)) for path, table in merged.items()
-    ]
-
-    async def read_state(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "requests_seen": dict(state.requests_seen),
-                "rate_limited": dict(state.rate_limited),
-                "calls": {k: c.as_status() for k, c in state.calls.items()},
-                "events": state.events,
-            }
-        )
-
-    app_routes.append(Route("/_sandbox/state", read_state, methods=["GET"]))
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette):
-        try:
-            yield
-        finally:
-            await state.close()
-
-    app = Starlette(routes=app_routes, lifespan=lifespan)
-    app.state.sandbox = state
-    return app
+    return sandbox_app(state, app_routes, Fault, summary)
 
 
 def _error(status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -247,58 +181,30 @@ def _guarded(name: str, handler: Handler, state: SandboxState):
     """Auth, the concurrency limit, faults and errors, around one operation."""
     placing = name in ("place_call", "place_batch")
 
-    async def endpoint(request: Request) -> Response:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        expected = state.config.api_key
-        if (
-            scheme.lower() != "bearer"
-            or not token.strip()
-            or (expected and not hmac.compare_digest(token.strip(), expected))
-        ):
-            return _error(401, "Unauthorized: send 'Authorization: Bearer <api key>'")
-        if placing and state.in_flight >= state.config.concurrent_calls:
-            state.rate_limited[name] += 1
-            return _error(429, "Too many concurrent requests", {"Retry-After": "0.1"})
-        state.requests_seen[name] += 1
-        fault = state.take_fault(name)
-        if fault and not fault.after_work:
-            return _fault(fault)
+    async def work(request: Request) -> Response:
         state.in_flight += placing
         try:
             response: Response = JSONResponse(await handler(request, state))
         except SandboxError as exc:
             response = _error(exc.status_code, exc.message, exc.headers)
         except ValidationError as exc:
-            response = _error(400, _describe(exc))
+            response = _error(400, describe(exc, limit=10))
         finally:
             state.in_flight -= placing
-        if name in ("place_call", "place_batch") and response.status_code == 429:
+        if placing and response.status_code == 429:
             state.rate_limited[name] += 1
-        return _fault(fault) if fault else response
+        return response
+
+    async def endpoint(request: Request) -> Response:
+        if not bearer_ok(request, state.config.api_key):
+            return _error(401, "Unauthorized: send 'Authorization: Bearer <api key>'")
+        if placing and state.in_flight >= state.config.concurrent_calls:
+            state.rate_limited[name] += 1
+            return _error(429, "Too many concurrent requests", {"Retry-After": "0.1"})
+        state.requests_seen[name] += 1
+        return await with_fault(state.take_fault(name), lambda: work(request), _error)
 
     return endpoint
-
-
-def _fault(fault: Fault) -> Response:
-    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else None
-    return _error(fault.status, f"sandbox fault: HTTP {fault.status}", headers)
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:10]:
-        where = ".".join(str(p) for p in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
-async def _body(request: Request, model: type[BaseModel]) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise SandboxError(400, "request body is not valid JSON") from None
-    return model.model_validate(body)
 
 
 def _clock() -> float:
@@ -334,10 +240,7 @@ def _admit(state: SandboxState, calls: int) -> None:
 
 def _start(state: SandboxState, call: SimCall) -> None:
     state.calls[call.id] = call
-    task = asyncio.create_task(_simulate(state, call))
-    call.task = task
-    state.tasks.add(task)
-    task.add_done_callback(state.tasks.discard)
+    call.task = state.spawn(_simulate(state, call))
 
 
 def _new_call(fields: dict[str, Any], batch_id: str | None = None) -> SimCall:
@@ -349,7 +252,7 @@ def _new_call(fields: dict[str, Any], batch_id: str | None = None) -> SimCall:
 
 
 async def _place_call(request: Request, state: SandboxState) -> Any:
-    body: models.CallRequest = await _body(request, models.CallRequest)
+    body = await read_body(request, models.CallRequest)
     _admit(state, 1)
     call = _new_call(body.model_dump(exclude_none=True))
     _start(state, call)
@@ -366,7 +269,7 @@ async def _place_call(request: Request, state: SandboxState) -> Any:
 
 
 async def _place_batch(request: Request, state: SandboxState) -> Any:
-    body: models.BatchRequest = await _body(request, models.BatchRequest)
+    body = await read_body(request, models.BatchRequest)
     _admit(state, len(body.calls))
     batch_id = _new_id("batch")
     calls = [_new_call(body.effective(i), batch_id) for i in range(len(body.calls))]
@@ -472,12 +375,13 @@ async def _simulate(state: SandboxState, call: SimCall) -> None:
 
 async def _send(state: SandboxState, url: str, event: dict[str, Any]) -> None:
     """POST one event until it is answered 2xx, with exponential backoff."""
-    for attempt in range(state.config.callback_attempts):
-        try:
-            response = await state.client().post(url, json=event)
-            if response.is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(state.config.callback_backoff * 2**attempt)
+    config = state.config
+    if await post_with_backoff(
+        state.client(),
+        url,
+        event,
+        attempts=config.callback_attempts,
+        backoff=config.callback_backoff,
+    ):
+        return
     log.warning("sandbox: %s for %s was never accepted", event["event"], event["call_id"])
