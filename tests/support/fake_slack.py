@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.serving import RunningServer, start_server
@@ -36,6 +36,9 @@ RESPONSE_URL_METHOD = "response_url"
 # The POST of a file's bytes to the `upload_url` files.getUploadURLExternal gave
 # (files_upload_v2's second step), recorded under this name; faults can target it too.
 UPLOAD_METHOD = "files.upload_url"
+# A GET of a hosted file's `url_private_download` (files.info gives it), recorded under
+# this name with the token it came with; faults can target it too.
+DOWNLOAD_METHOD = "files.download"
 MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.update"})
 VIEW_METHODS = ("views.open", "views.push", "views.update", "views.publish")
 
@@ -57,6 +60,8 @@ JSON_FIELDS = frozenset(
         "view",
     }
 )
+
+SIGN_IN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in | Slack</title></head></html>"
 
 FAULT_ERRORS = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}
 BASE_TS = 1_700_000_000
@@ -98,6 +103,21 @@ class SlackFile:
     def text(self) -> str:
         """The content as text (UTF-8, a byte-order mark dropped)."""
         return self.content.decode("utf-8-sig", errors="replace")
+
+
+@dataclass(frozen=True)
+class HostedFile:
+    """A file someone uploaded to Slack (a modal's file input, a message), registered by
+    a test with `add_file`: files.info describes it, and its bytes are served at its
+    `url_private_download` to a request bearing a token the fake accepts."""
+
+    id: str
+    name: str
+    content: bytes
+    filetype: str
+    mimetype: str
+    user: str
+    size: int
 
 
 @dataclass
@@ -183,6 +203,7 @@ class FakeSlack:
                 Route("/api/{method}", self._api_endpoint, methods=["GET", "POST"]),
                 Route("/response/{response_id}", self._response_endpoint, methods=["POST"]),
                 Route("/upload/{file_id}", self._upload_endpoint, methods=["POST"]),
+                Route("/files-pri/{file_id}/{name}", self._download_endpoint, methods=["GET"]),
             ]
         )
         self._server: RunningServer | None = None
@@ -218,6 +239,7 @@ class FakeSlack:
         self._file_seq = itertools.count(1)
         self._uploads: dict[str, _Upload] = {}
         self._files: list[SlackFile] = []
+        self._hosted: dict[str, HostedFile] = {}
 
     # ---- serving
 
@@ -297,6 +319,35 @@ class FakeSlack:
         """Back to as constructed: records cleared, faults, limits and overrides removed."""
         self._reset_config()
         self._reset_records()
+
+    def add_file(
+        self,
+        content: bytes,
+        name: str,
+        *,
+        filetype: str | None = None,
+        mimetype: str = "application/octet-stream",
+        user: str = "U1",
+        size: int | None = None,
+    ) -> HostedFile:
+        """Register a file as uploaded to Slack by `user` (e.g. through a modal's file
+        input): files.info then describes it (`size` may claim another size than the
+        content's, as a hostile or stale answer could) and its bytes are served at its
+        `url_private_download`, only with a token. Returns it; its `id` goes in the
+        view state a test submits."""
+        file_id = f"F{next(self._file_seq):010d}"
+        kind = filetype or (name.rsplit(".", 1)[-1].lower() if "." in name else "binary")
+        hosted = HostedFile(
+            file_id, name, content, kind, mimetype, user, len(content) if size is None else size
+        )
+        self._hosted[file_id] = hosted
+        return hosted
+
+    def download_url(self, file_id: str) -> str:
+        """Where a registered file's bytes are served (its `url_private_download`)."""
+        hosted = self._hosted[file_id]
+        base = self.url if self._server is not None else self._base_url
+        return f"{base}/files-pri/{hosted.id}/{hosted.name}"
 
     # ---- queries for tests
 
@@ -458,6 +509,29 @@ class FakeSlack:
         self._calls.append(SlackCall(UPLOAD_METHOD, params, None, now))
         return PlainTextResponse(f"OK - {len(body)}")
 
+    async def _download_endpoint(self, request: Request) -> Response:
+        """A hosted file's bytes, as files.slack.com serves `url_private_download`: only
+        with a bot token (`Authorization: Bearer`); without one, Slack answers 200 with
+        its HTML sign-in page, not the file, and so does this."""
+        file_id = request.path_params["file_id"]
+        token = _bearer_token(request.headers.get("authorization"))
+        await self._simulate_latency(DOWNLOAD_METHOD)
+        now = self.clock()
+        req = _Request(DOWNLOAD_METHOD, {"file_id": file_id}, token)
+        fault = self._take_fault(DOWNLOAD_METHOD)
+        if fault is not None:
+            self._reject(req, now, fault.status, fault.error, fault.retry_after)
+            return PlainTextResponse(fault.error, status_code=fault.status)
+        hosted = self._hosted.get(file_id)
+        if hosted is None or hosted.name != request.path_params["name"]:
+            self._reject(req, now, 404, "file_not_found")
+            return PlainTextResponse("file_not_found", status_code=404)
+        if self._auth_error(req) is not None:
+            self._reject(req, now, 200, "not_authed")
+            return Response(SIGN_IN_PAGE, media_type="text/html")
+        self._calls.append(SlackCall(DOWNLOAD_METHOD, {"file_id": file_id}, token, now))
+        return Response(hosted.content, media_type=hosted.mimetype)
+
     async def _serve(self, req: _Request) -> JSONResponse:
         await self._simulate_latency(req.method)
         now = self.clock()
@@ -566,6 +640,7 @@ class FakeSlack:
             "conversations.open": self._open_conversation,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
+            "files.info": self._file_info,
         }
 
     def _auth_test(self, call: SlackCall) -> JsonDict:
@@ -716,6 +791,26 @@ class FakeSlack:
         return {
             "ok": True,
             "files": [{"id": f.id, "name": f.filename, "title": f.title} for f in shared],
+        }
+
+    def _file_info(self, call: SlackCall) -> JsonDict:
+        hosted = self._hosted.get(str(call.params.get("file") or ""))
+        if hosted is None:
+            return _error("file_not_found")
+        url = self.download_url(hosted.id)
+        return {
+            "ok": True,
+            "file": {
+                "id": hosted.id,
+                "name": hosted.name,
+                "title": hosted.name,
+                "filetype": hosted.filetype,
+                "mimetype": hosted.mimetype,
+                "size": hosted.size,
+                "user": hosted.user,
+                "url_private": url,
+                "url_private_download": url,
+            },
         }
 
     # ---- answer helpers
@@ -899,4 +994,12 @@ def _describe(method: str, params: JsonDict, limit: int = 200) -> str:
     return f"{method} {text if len(text) <= limit else text[:limit] + '...'}"
 
 
-__all__ = ["FakeSlack", "RateLimit", "Rejection", "SlackCall", "SlackFile", "run_fake_slack"]
+__all__ = [
+    "FakeSlack",
+    "HostedFile",
+    "RateLimit",
+    "Rejection",
+    "SlackCall",
+    "SlackFile",
+    "run_fake_slack",
+]
