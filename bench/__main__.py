@@ -38,6 +38,8 @@ BENCHMARKS: dict[int, tuple[str, str, float]] = {
     4: ("Slack pacing", "bench.pacing", 200.0),
     5: ("scale", "bench.scale", 90.0),
     6: ("unauthenticated load", "bench.flood", 75.0),
+    7: ("escalation", "bench.escalation", 240.0),
+    8: ("campaign", "bench.campaign", 200.0),
 }
 
 

@@ -25,6 +25,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.types import ASGIApp
 
+from bot.core.campaigns import PUMP, PUMP_LANE, CampaignService, Pace
+from bot.core.escalation import EscalationService
 from bot.core.jobs import Job, Jobs, Kind, NewJob, Worker
 from bot.core.providers import Providers
 from bot.core.reconcile import Reconciler
@@ -49,6 +51,7 @@ from bot.providers.registry import open_providers, sandbox_apps
 from bot.settings import Settings
 from bot.slack import app as slack_app
 from bot.slack.context import SlackContext
+from bot.slack.escalations import handlers as escalation_policies
 from bot.store import Store
 from bot.store.ratelimits import SqliteSlotLog
 from bot.store.slack import SlackStore
@@ -117,6 +120,8 @@ class Runtime:
     delivery_client: AsyncWebClient
     callback_token: str
     sandbox_key: str
+    escalations: EscalationService | None = None
+    campaigns: CampaignService | None = None
 
 
 def slack_clients(
@@ -180,12 +185,26 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
             default_region=settings.default_phone_region,
             allowed_number_types=settings.allowed_number_types,
             reconcile_after=settings.reconcile_after,
+            calling_hours=settings.calling_hours,  # bot/core/consent.py
+            calls_per_day_cap=settings.calls_per_day_cap,
         )
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
         interactive, delivery = slack_clients(settings, session)
         slack = SlackContext(service, workflows, SlackStore(store.db), jobs, settings, interactive)
         service.listeners.append(slack_app.notifier(slack))
+        # Escalations: steps' calls are requests; their changes are heard as a listener.
+        escalations = EscalationService(store, jobs, service, phonebook=slack_app.phonebook(slack))
+        service.listeners.append(escalations)
+        escalations.listeners.append(slack_app.escalation_notifier(slack))
+        escalations.listeners.append(escalation_policies.HomeEscalations(slack))  # Home tab
+        slack.escalations = escalations
+        # Campaigns: chunks are requests; their changes are heard as a listener.
+        campaigns = CampaignService(service, pace=lambda p: campaign_pace(settings, p))
+        campaigns.listeners.append(slack_app.campaign_notifier(slack))
+        slack.campaigns = campaigns
+        # ESCALATION_POLICIES_FILE: refusals are logged and shown to admins; the rest load.
+        await escalation_policies.load_file_at_start(slack)
         yield Runtime(
             settings=settings,
             store=store,
@@ -197,12 +216,32 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
             delivery_client=delivery,
             callback_token=token,
             sandbox_key=sandbox_key,
+            escalations=escalations,
+            campaigns=campaigns,
         )
 
 
 def sandbox_mounts(settings: Settings, store: Store) -> dict[str, ASGIApp]:
     """The sandboxes the web process serves in demo mode (path → app); none otherwise."""
     return sandbox_apps(settings, store.meta.token("sandbox_key", None))
+
+
+def campaign_pace(settings: Settings, provider: Provider) -> Pace:
+    """A provider's limits as a campaign uses them (the settings its client is opened with,
+    bot/providers/registry.py): submissions per second, calls per second where the plan
+    counts calls, calls in flight where it limits them."""
+    batch = provider.capabilities.max_batch
+    if provider.id == "intron-direct":
+        per_second = settings.intron_direct_calls_per_minute / 60.0
+        return Pace(
+            submits_per_second=per_second,
+            max_batch=batch,
+            calls_per_second=per_second,
+            in_flight=settings.intron_direct_concurrent_calls,
+        )
+    if provider.id == "bizphone":
+        return Pace(submits_per_second=5.0, max_batch=batch)  # open_bizphone's default
+    return Pace(submits_per_second=float(settings.intron_calls_per_second), max_batch=batch)
 
 
 def job_kinds(runtime: Runtime) -> dict[str, Kind]:
@@ -214,6 +253,10 @@ def job_kinds(runtime: Runtime) -> dict[str, Kind]:
         APPLY_CALLBACK: Kind(service.apply_callback, RESULTS_LANE, max_attempts=10),
         REFRESH_WORKFLOWS: Kind(WorkflowRefresher(runtime).run, "default"),
     }
+    if runtime.escalations is not None:
+        kinds |= runtime.escalations.kinds()
+    if runtime.campaigns is not None:
+        kinds[PUMP] = Kind(runtime.campaigns.pump, PUMP_LANE)
     return kinds | slack_app.job_kinds(runtime.slack, runtime.delivery_client)
 
 

@@ -21,6 +21,12 @@ SLACK_TOKEN = re.compile(r"\bx(?:ox[abposr]|app)-[A-Za-z0-9-]+")
 # digits and leave its tail, a number's last digits, in the clear. Masking too much
 # is safe.
 PHONE = re.compile(r"(?:\+|%2B)(\d[\d ]{6,}\d)", re.IGNORECASE)
+# An uploaded recording's address (`PUBLIC_URL/audio/<unguessable name>`): whoever has
+# the name can fetch the file, so it is as secret as a token (bot/store/audio.py).
+AUDIO_PATH = re.compile(r"(/audio/)[A-Za-z0-9_-]{20,}")
+# The alert webhook's path (`/alerts/<ALERT_WEBHOOK_TOKEN>`): a generated token is no
+# configured secret the filter knows, and whoever has it can start escalations.
+ALERT_PATH = re.compile(r"(/alerts/)[A-Za-z0-9_-]{6,}")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -29,6 +35,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             text = text.replace(secret, "[redacted]")
     text = SLACK_TOKEN.sub("[slack-token]", text)
+    text = AUDIO_PATH.sub(r"\1[redacted]", text)
+    text = ALERT_PATH.sub(r"\1[redacted]", text)
     return PHONE.sub(lambda m: phones.mask("+" + m.group(1).replace(" ", "")), text)
 
 

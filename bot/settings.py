@@ -43,9 +43,13 @@ class Settings(BaseSettings):
     # Serving (contract)
     public_url: str = "http://localhost:3000"
     callback_token: SecretStr | None = None
+    # The secret path segment of POST /alerts/{token}; generated and kept when unset.
+    alert_webhook_token: SecretStr | None = None
     database_path: str = "data/robocall.db"
     # Workflows kept as code (YAML), for the providers whose workflows live in this app.
     workflows_file: Path | None = None
+    # Escalation policies kept as code (YAML), loaded at start, read-only in Slack.
+    escalation_policies_file: Path | None = None
     host: str = "0.0.0.0"
     port: int = 3000
 
@@ -67,12 +71,21 @@ class Settings(BaseSettings):
     intron_timeout: float = 15.0  # seconds to wait for Intron's answer (connect: 5)
     intron_direct_calls_per_minute: int = Field(10, ge=1)  # the plan's limit (Free: 10)
     intron_direct_concurrent_calls: int = Field(2, ge=1)  # the plan's limit (Free: 2)
+    # The largest audio file the workflow modal takes (mp3 or wav; Slack's file input
+    # takes at most 10 MB); kept under `audio/` next to DATABASE_PATH, served at
+    # PUBLIC_URL/audio/<unguessable name>.
+    audio_max_bytes: int = Field(10_000_000, ge=1_000, le=100_000_000)
     sandbox_callback_delay: float = 2.0  # seconds before the sandbox reports results
     reconcile_after: float = 600.0  # seconds a request may wait for results before we look
     confirm_above: int = Field(25, ge=0)  # a send to more recipients asks to confirm first
     job_lease: float = 30.0  # seconds a worker holds a job before another may take it over
     worker_lanes: str = "calls=8,results=8,slack=16,default=4"  # jobs run at once, per lane
     worker_nice: int = 10  # the worker yields the CPU to the web process, which answers Slack
+    # Calling responsibly (bot/core/consent.py): the default daily window in the callee's
+    # local time (a workflow may set its own), and at most this many campaign or request
+    # calls per number in 24 hours (0: no cap; escalations are exempt).
+    calling_hours: str = "08:00-21:00"
+    calls_per_day_cap: int = Field(3, ge=0)
 
     @field_validator(
         "slack_bot_token",
@@ -84,6 +97,7 @@ class Settings(BaseSettings):
         "bizphone_base_url",
         "bizphone_caller_id",
         "callback_token",
+        "alert_webhook_token",
         mode="before",
     )
     @classmethod
@@ -96,6 +110,17 @@ class Settings(BaseSettings):
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("calling_hours")
+    @classmethod
+    def _check_calling_hours(cls, value: str) -> str:
+        from bot.core.consent import CallingHours
+
+        try:
+            CallingHours.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"CALLING_HOURS: {exc}") from None
         return value
 
     @field_validator("allowed_number_types", mode="before")
@@ -171,6 +196,11 @@ class Settings(BaseSettings):
             missing.append(
                 f"CALLBACK_TOKEN{_why(self.callback_token)}: a long random string of your "
                 "own; or remove the line to have one generated and kept in the database"
+            )
+        if self.alert_webhook_token is not None and not _filled(self.alert_webhook_token):
+            missing.append(
+                f"ALERT_WEBHOOK_TOKEN{_why(self.alert_webhook_token)}: a long random string "
+                "of your own; or remove the line to have one generated and kept in the database"
             )
         return missing
 

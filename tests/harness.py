@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from contextlib import AsyncExitStack
@@ -29,6 +30,12 @@ from bot.web.app import create_app
 from tests.conftest import Sandbox, make_client
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import SlackRequester
+
+# The app's own processes that tests start (`python -m bot …`, with this environment)
+# call any number at any hour, often, as the in-process app does (see `settings`):
+# calling hours and the frequency cap off for them too, unless a test sets them.
+os.environ.setdefault("CALLING_HOURS", "00:00-24:00")
+os.environ.setdefault("CALLS_PER_DAY_CAP", "0")
 
 SIGNING_SECRET = "test-signing-secret"
 CALLBACK_TOKEN = "cb-test-token"
@@ -93,6 +100,10 @@ class Harness:
             "intron_management_per_hour": 100000,
             "sandbox_callback_delay": 0.05,
             "job_lease": 3.0,
+            # Existing tests call any number at any hour, often: calling hours and the
+            # frequency cap are off unless a test sets them (tests/test_consent.py).
+            "calling_hours": "00:00-24:00",
+            "calls_per_day_cap": 0,
         }
         if self.box is not None:
             values |= {"intron_api_key": "test-intron-key", "intron_base_url": self.box.url}

@@ -136,9 +136,13 @@ def test_two_workers_never_claim_the_same_job(tmp_path: Path) -> None:
     for n in range(300):
         setup.add(NewJob("k", {"n": n}))
     claimed: dict[str, list[int]] = {"a": [], "b": []}
+    # Both connections open before either claims: on a loaded machine the first thread
+    # could otherwise take every job before the second has started.
+    ready = threading.Barrier(len(claimed))
 
     def claim_all(name: str) -> None:
         jobs = job_store(tmp_path)
+        ready.wait()
         while batch := jobs.claim("default", name, 7, lease=60):
             claimed[name] += [j.id for j in batch]
 

@@ -20,6 +20,13 @@ from enum import StrEnum
 from typing import Any
 
 from bot import failpoints
+from bot.core.consent import (
+    ESCALATION_SOURCE,
+    OPT_OUT_DIGIT,
+    CallingHours,
+    Consent,
+    NoCallingHours,
+)
 from bot.core.events import Event, Listener
 from bot.core.jobs import Job, Jobs, NewJob, RetryLater
 from bot.core.models import (
@@ -53,6 +60,7 @@ from bot.providers.base import (
     Workflow,
 )
 from bot.store import Store
+from bot.store.consent import NOT_CALLED
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +97,9 @@ class CallOrder:
     # Recipients given as a Slack user (their number read from the profile), by 1-based
     # position in `recipients`: recorded in the audit row, never in the variables.
     recipient_users: Mapping[int, str] = field(default_factory=dict)
+    # An urgent escalation ignores calling hours (bot/core/consent.py); only escalations
+    # set it. Escalations (source "escalation") are exempt from the frequency cap anyway.
+    urgent: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,9 @@ class CheckedOrder:
     provider: Provider
     voice: str | None
     recipients: list[OrderRecipient]
+    # Recipients outside their calling hours at the order's time, by position: when their
+    # window opens (aware UTC). They are accepted and wait (bot/core/consent.py).
+    waits: Mapping[int, datetime] = field(default_factory=dict)
 
 
 class CallbackOutcome(StrEnum):
@@ -128,8 +142,16 @@ class CallService:
         default_region: str | None = None,
         allowed_number_types: Collection[NumberType] = frozenset(),
         reconcile_after: float = 600.0,
+        # Off unless given: the app passes CALLING_HOURS and CALLS_PER_DAY_CAP (settings).
+        calling_hours: str = "00:00-24:00",
+        calls_per_day_cap: int = 0,
     ) -> None:
         self.store = store
+        # Calling hours, the opt-out list and the frequency cap: checked when an order is
+        # checked, and again before every dial (campaigns and policies ask it too).
+        self.consent = Consent(
+            store, hours=CallingHours.parse(calling_hours), cap=calls_per_day_cap
+        )
         self.requests = store.requests
         self.jobs = jobs
         self.providers = providers
@@ -165,9 +187,44 @@ class CallService:
             )
         except InvalidOrder as exc:
             problems += exc.problems
+        waits = self._consent_checks(order, workflow, recipients, problems)
         if problems:
             raise InvalidOrder(problems)
-        return CheckedOrder(workflow, provider, voice, recipients)
+        return CheckedOrder(workflow, provider, voice, recipients, waits)
+
+    def _consent_checks(
+        self,
+        order: CallOrder,
+        workflow: Workflow,
+        recipients: Sequence[OrderRecipient],
+        problems: list[Problem],
+    ) -> dict[int, datetime]:
+        """Calling responsibly, when an order is checked: a number on the opt-out list, over
+        the frequency cap, or whose calling hours never open is a problem (naming it, the
+        rule and when it would be allowed); one outside its hours at the order's time
+        waits for them. Returns position → when its window opens, for those that wait."""
+        at = _aware(order.at) or datetime.now(UTC)
+        # Calling hours for all of them at once (the hours read once, one window per zone set).
+        opens, never = self.consent.waits_until_many(
+            [r.phone for r in recipients], workflow, at, urgent=order.urgent
+        )
+        waits = {r.position: opens[r.phone] for r in recipients if r.phone in opens}
+        # The opt-out list and the cap, for all of them at once, each at its dial time.
+        refused = never | self.consent.refusals(
+            [(r.phone, waits.get(r.position, at)) for r in recipients if r.phone not in never],
+            source=order.source,
+        )
+        for recipient in recipients:
+            if (refusal := refused.get(recipient.phone)) is not None:
+                problems.append(
+                    Problem(
+                        "recipients",
+                        phones.mask(recipient.phone),
+                        refusal.reason,
+                        recipient=recipient.position,
+                    )
+                )
+        return waits
 
     def accept(self, order: CallOrder) -> tuple[RequestRecord, bool]:
         """Validate and store an order with the job that places it; returns the
@@ -177,13 +234,22 @@ class CallService:
         workflow, provider, voice = checked.workflow, checked.provider, checked.voice
         recipients = checked.recipients
         size = max(1, provider.capabilities.max_batch)
-        chunks = [recipients[i : i + size] for i in range(0, len(recipients), size)]
         now = now_iso()
         first_id = new_request_id()
-        when = order.at
-        if when is not None and when.tzinfo is None:  # a front end's slip: read it as UTC
-            when = when.replace(tzinfo=UTC)
-        at = when.astimezone(UTC).isoformat(timespec="seconds") if when else None
+        when = _aware(order.at)  # a naive time is a front end's slip: read as UTC
+        # Those outside their calling hours wait for them: a part (or parts) of their own,
+        # scheduled at their window's opening, after the parts dialled at the order's time.
+        groups: dict[datetime | None, list[OrderRecipient]] = {}
+        for recipient in recipients:
+            groups.setdefault(checked.waits.get(recipient.position), []).append(recipient)
+        chunks: list[list[OrderRecipient]] = []
+        times: list[datetime | None] = []
+        for opens in sorted(groups, key=lambda t: (t is not None, t or datetime.min)):
+            members = groups[opens]
+            for i in range(0, len(members), size):
+                chunks.append(members[i : i + size])
+                times.append(opens or when)
+        scheduled = [t.astimezone(UTC).isoformat(timespec="seconds") if t else None for t in times]
         parts = [
             RequestRecord(
                 id=first_id if part == 1 else new_request_id(),
@@ -204,7 +270,7 @@ class CallService:
                 part=part,
                 parts=len(chunks),
             )
-            for part, chunk in enumerate(chunks, start=1)
+            for part, (chunk, at) in enumerate(zip(chunks, scheduled, strict=True), start=1)
         ]
         with self.store.write():  # every part, its audit row and its jobs, or none
             stored, created = self.requests.add(parts[0], _calls(parts[0], chunks[0]))
@@ -212,8 +278,26 @@ class CallService:
                 for record, chunk in zip(parts, chunks, strict=True):
                     if record is not parts[0]:
                         self.requests.add_part(record, _calls(record, chunk))
+                    if any(r.position in checked.waits for r in chunk) and record.scheduled_at:
+                        self._waits(record, chunk, workflow)
                     self._accepted(record, chunk, provider.id, order, (record.part - 1) * size)
         return stored, created
+
+    def _waits(
+        self, record: RequestRecord, chunk: Sequence[OrderRecipient], workflow: Workflow
+    ) -> None:
+        """Note that this part waits for its recipients' calling hours (the ack says so)."""
+        assert record.scheduled_at is not None
+        # Its recipients share the opening, not always the zone: name a few windows.
+        windows = dict.fromkeys(self.consent.describe_window(r.phone, workflow) for r in chunk[:20])
+        why = "; ".join(list(windows)[:3]) + ("; …" if len(windows) > 3 else "")
+        self.store.consent.note_wait(record.id, record.scheduled_at, why)
+        self.store.audit.record(
+            "consent",
+            "request.waits_for_calling_hours",
+            record.id,
+            {"opens_at": record.scheduled_at, "window": why, "recipients": len(chunk)},
+        )
 
     def _accepted(
         self,
@@ -224,10 +308,11 @@ class CallService:
         start: int = 0,
     ) -> None:
         # Recipient N (1-based, in the whole order) was @U123: where its number came from.
+        positions = {r.position for r in chunk}  # parts waiting for calling hours skip some
         users = {
             str(n): f"@{user}"
             for n, user in sorted(order.recipient_users.items())
-            if start < n <= start + len(chunk)
+            if n in positions
         }
         self.store.audit.record(
             order.requested_by,
@@ -308,6 +393,7 @@ class CallService:
         if record.status == RequestStatus.SCHEDULED:
             if (early := -_late_by(record, signed=True)) > 0.5:  # never before its time
                 raise RetryLater(early, "not due yet")
+            self._hold_for_hours(record)  # raises RetryLater when its hours are over
             if (moved := self._due(record)) is None:
                 return  # cancelled meanwhile: never dialled
             record = moved
@@ -334,7 +420,92 @@ class CallService:
                 "so nobody was called",
             )
             return
+        if self._not_called(record):
+            return  # every recipient refused just before the dial: nobody to call
         await self._submit(record, provider)
+
+    def _hold_for_hours(self, record: RequestRecord) -> None:
+        """A scheduled request due now whose recipients are outside their calling hours
+        (the app was down past their window, or the workflow's hours changed) waits
+        again: it is rescheduled at the latest of their openings (compare-and-set, so a
+        cancel still wins), and RetryLater raised. Escalations go on: they cannot wait."""
+        if record.source.startswith(ESCALATION_SOURCE):
+            return
+        workflow = self.store.workflows.get(record.workflow_id) if record.workflow_id else None
+        now = datetime.now(UTC)
+        opens: list[datetime] = []
+        windows: dict[str, None] = {}
+        for call in self.requests.calls(record.id):
+            try:
+                until = self.consent.waits_until(call.phone_number, workflow, now)
+            except NoCallingHours:
+                continue  # accepted before its hours changed: the dial itself decides
+            if until is not None:
+                opens.append(until)
+                windows[self.consent.describe_window(call.phone_number, workflow)] = None
+        if not opens:
+            return
+        at = max(opens).astimezone(UTC).isoformat(timespec="seconds")
+        with self.store.write():
+            moved = self.requests.transition(
+                record.id, [RequestStatus.SCHEDULED], RequestStatus.SCHEDULED, scheduled_at=at
+            )
+            if moved is None:
+                return  # cancelled meanwhile: `place` finds it so
+            why = "; ".join(list(windows)[:3])
+            self.store.consent.note_wait(record.id, at, why)
+            self.store.audit.record(
+                "consent",
+                "request.waits_for_calling_hours",
+                record.id,
+                {"opens_at": at, "window": why, "was_due": record.scheduled_at},
+            )
+            self._changed(moved, Event.PROGRESS)
+        raise RetryLater(max(0.0, max(opens).timestamp() - time.time()), "outside calling hours")
+
+    def _not_called(self, record: RequestRecord) -> bool:
+        """Before every dial: a recipient put on the opt-out list, or over the frequency
+        cap, since the request was accepted is dropped from what is sent and its call is
+        recorded as not called, with the rule (and its audit row). True when nobody is
+        left to call: the request is then completed, as every call has its result."""
+        calls = [c for c in self.requests.calls(record.id) if not _kept_back(c)]
+        now = datetime.now(UTC)
+        by_number = self.consent.refusals(
+            [(c.phone_number, now) for c in calls],
+            source=record.source,
+            exclude_request=record.id,
+            pending=False,
+        )
+        refused = {
+            c.position: by_number[c.phone_number] for c in calls if c.phone_number in by_number
+        }
+        if not refused:
+            return False
+        results = {
+            position: {
+                "provider_call_id": None,
+                "outcome": CallOutcome.CANCELLED,
+                "provider_status": f"{NOT_CALLED}: {refusal.rule}",
+                "duration": None,
+                "key_pressed": None,
+            }
+            for position, refusal in refused.items()
+        }
+        everyone = len(refused) == len(calls)
+        with self.store.write():
+            self.requests.record_results(record.id, results)
+            self.store.audit.record(
+                "consent",
+                "request.not_called",
+                record.id,
+                {"calls": [f"{p}: {r.reason}" for p, r in sorted(refused.items())]},
+            )
+            if everyone:
+                calls_now = self.requests.calls(record.id)
+                self._record(record, calls_now, {}, final=True, ref=None, source="consent")
+            else:
+                self._changed(record, Event.PROGRESS)
+        return everyone
 
     async def _submit(self, record: RequestRecord, provider: Provider) -> None:
         order = self.order_for(record, provider)
@@ -383,7 +554,13 @@ class CallService:
                 + ("it was not resent" if sent else "nobody was called"),
             )
             return
-        self._settle(record.id, RequestStatus.PLACED, Event.PLACED, provider_ref=ref)
+        self._settle(
+            record.id,
+            RequestStatus.PLACED,
+            Event.PLACED,
+            provider_ref=ref,
+            call_ids=_call_ids(provider, ref, order),
+        )
 
     def _settle(
         self,
@@ -393,11 +570,14 @@ class CallService:
         *,
         error: str | None = None,
         provider_ref: str | None = None,
+        call_ids: Mapping[int, str] | None = None,
     ) -> RequestRecord | None:
         """Record where sending ended, with its audit row and the jobs that follow, at once.
 
         From ACCEPTED too: a failure before anything was sent (our own limiter
-        refusing a long wait, say) settles a request that never became SENDING."""
+        refusing a long wait, say) settles a request that never became SENDING.
+        `call_ids` (position → the provider's call id, as the submit answered) are kept
+        in the same transaction, so a call's events find it even after a restart."""
         fields: dict[str, Any] = {"error": error}
         if provider_ref is not None:
             fields["provider_ref"] = provider_ref
@@ -405,6 +585,8 @@ class CallService:
             record = self.requests.transition(
                 request_id, [RequestStatus.SENDING, RequestStatus.ACCEPTED], status, **fields
             )
+            if call_ids:
+                self.requests.set_call_ids(request_id, call_ids)
             if record is None:  # a callback completed it meanwhile
                 if provider_ref is not None:
                     self.requests.set_ref(request_id, provider_ref)
@@ -443,6 +625,7 @@ class CallService:
         recipients = [
             OrderRecipient(position=c.position, phone=c.phone_number, variables=c.variables)
             for c in self.requests.calls(record.id)
+            if not _kept_back(c)  # refused before the dial (bot/core/consent.py)
         ]
         return Order(
             request_id=record.id, workflow=workflow, recipients=recipients, voice=record.voice
@@ -586,18 +769,21 @@ class CallService:
         )
 
     def match(self, provider_id: str, report: CallbackReport) -> RequestRecord | None:
-        """The request a report is about: by the provider's reference, else by the
-        request id we tagged on every call (a callback can beat the submit's answer).
-        Raises CallbackConflict when the reference and the tags, or the tags among
+        """The request a report is about: by the provider's reference, else by the call
+        it names (a provider whose events name only a call id, as Intron direct's: the
+        id of a batch's call, kept when its submit answered), else by the request id we
+        tagged on every call (a callback can beat the submit's answer). Raises
+        CallbackConflict when the reference, the call and the tags, or the tags among
         themselves, name different requests."""
-        by_ref = (
-            self.requests.by_ref(provider_id, report.provider_ref) if report.provider_ref else None
-        )
+        ref = report.provider_ref
+        by_ref = self.requests.by_ref(provider_id, ref) if ref else None
+        by_call = self.requests.by_call_id(provider_id, ref) if ref else []
         named = set(report.request_ids) | ({by_ref.id} if by_ref else set())
+        named |= {r.id for r in by_call}
         if len(named) > 1:
             log.warning(
-                "a %s callback for batch %s names requests %s (by its reference and its "
-                "calls' tags): refused",
+                "a %s callback for batch %s names requests %s (by its reference, the call "
+                "it names or its calls' tags): refused",
                 provider_id,
                 report.provider_ref,
                 ", ".join(sorted(named)),
@@ -605,6 +791,8 @@ class CallService:
             raise CallbackConflict()
         if by_ref is not None:
             return by_ref
+        if by_call:
+            return by_call[0]
         if not report.request_ids:
             return None
         (tag,) = report.request_ids
@@ -653,6 +841,7 @@ class CallService:
         if current is None or current.status == RequestStatus.COMPLETED:
             return CallbackOutcome.DUPLICATE
         self.requests.record_results(record.id, results)
+        self._pressed_stop(current, calls, results)
         if ref and not current.provider_ref:
             self.requests.set_ref(record.id, ref)
         if not (final or self.requests.all_final(record.id)):
@@ -676,6 +865,29 @@ class CallService:
         )
         self._changed(completed, Event.COMPLETED)
         return CallbackOutcome.APPLIED
+
+    def _pressed_stop(
+        self,
+        record: RequestRecord,
+        calls: Sequence[CallRecord],
+        results: Mapping[int, Mapping[str, Any]],
+    ) -> None:
+        """A callee who pressed 9 on a workflow with "press 9 to stop these calls" goes on
+        the opt-out list (in the transaction that records the key)."""
+        pressed = [p for p, r in results.items() if r.get("key_pressed") == OPT_OUT_DIGIT]
+        if not pressed or not record.workflow_id:
+            return
+        workflow = self.store.workflows.get(record.workflow_id)
+        if workflow is None or not self.store.consent.press_9(workflow):
+            return
+        numbers = {c.position: c.phone_number for c in calls}
+        added = self.store.consent.add(
+            [numbers[p] for p in pressed if p in numbers], by=record.id, source="keypad"
+        )
+        for phone in added:
+            self.store.audit.record(
+                "callee", "optout.added", record.id, {"phone": phones.mask(phone), "key": "9"}
+            )
 
     def found_placed(self, request_id: str, ref: str) -> RequestRecord | None:
         """Reconciliation found the calls of an "outcome unknown" request at the provider."""
@@ -814,14 +1026,32 @@ def _calls(record: RequestRecord, recipients: Sequence[OrderRecipient]) -> list[
     ]
 
 
+def _call_ids(provider: Provider, ref: str, order: Order) -> dict[int, str]:
+    """The provider's id of each call of a submission, by position, when it tells them
+    (an optional provider method, `call_ids`; Intron direct's batch answer lists them)."""
+    known = getattr(provider, "call_ids", None)
+    if known is None:
+        return {}
+    try:
+        return dict(known(ref, order))
+    except Exception:  # the submit went through: never let this undo recording it
+        log.exception("reading the call ids of %s's submission failed", provider.id)
+        return {}
+
+
 def _results_by_position(
     updates: Sequence[CallUpdate], calls: list[CallRecord]
 ) -> dict[int, dict[str, Any]]:
-    """Each reported call matched to our recipient: by the position we tagged, else by number."""
+    """Each reported call matched to our recipient: by the position we tagged, else by
+    the provider's call id we kept, else by number."""
     unmatched = {c.position: c for c in calls}
+    by_call_id = {c.provider_call_id: c.position for c in calls if c.provider_call_id}
     results: dict[int, dict[str, Any]] = {}
     for update in updates:
         position = update.position if update.position in unmatched else None
+        if position is None and update.provider_call_id:
+            found = by_call_id.get(update.provider_call_id)
+            position = found if found in unmatched else None
         if position is None and update.phone:
             position = next(
                 (p for p, c in unmatched.items() if c.phone_number == update.phone), None
@@ -879,3 +1109,15 @@ def describe_failure(exc: ProviderError, provider: Provider) -> str:
 
 class _AlreadyTaken(Exception):
     """Another worker moved the request on first: this one must not send it."""
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """An order's time as aware UTC (a naive one is a front end's slip: read as UTC)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _kept_back(call: CallRecord) -> bool:
+    """A call the consent rules kept from being dialled (recorded as not called)."""
+    return (call.provider_status or "").startswith(NOT_CALLED)

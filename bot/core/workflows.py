@@ -80,6 +80,8 @@ class WorkflowService:
         self.max_age = max_age
         self.interactive_wait = interactive_wait
         self._locks: dict[str, asyncio.Lock] = {}
+        # WORKFLOWS_FILE's refused workflows as last loaded, for the admins to see in Slack.
+        self.file_refusals: list[str] = []
 
     # ------------------------------------------------------------ reads (cache)
 
@@ -128,6 +130,7 @@ class WorkflowService:
         else:
             workflows, refusals = load_workflows_file(path, [p.id for p in self.providers])
         self.cache.replace_kept(workflows)
+        self.file_refusals = list(refusals)
         for refusal in refusals:
             log.warning("WORKFLOWS_FILE: %s", refusal)
         return refusals
@@ -190,11 +193,14 @@ class WorkflowService:
                 continue  # its list is this app's own
             async with self._turn(each, "refresh the list"):
                 workflows = await each.list_workflows()
+            # The provider keeps no calling hours nor press-9 option: ours, put back.
+            workflows = [self.store.consent.overlay(w) for w in workflows]
             self.cache.replace(each.id, workflows)
             found += workflows
         return found
 
     async def create(self, provider: Provider, draft: WorkflowDraft, actor: str) -> Workflow:
+        draft = _consent_draft(draft, provider)  # calling hours, press 9 (bot/core/consent.py)
         if not provider.capabilities.workflows_at_provider:
             if problems := check_app_workflow(draft, provider.id):
                 raise InvalidWorkflow(problems)
@@ -204,8 +210,10 @@ class WorkflowService:
         else:
             async with self._turn(provider, "create a workflow"):
                 workflow = await provider.create_workflow(draft)
+        workflow = _with_consent(workflow, draft)
         with self.store.write():
             self.cache.put(workflow)
+            _keep_consent(self.store, workflow)
             self.store.audit.record(actor, "workflow.created", workflow.id, {"name": workflow.name})
         return workflow
 
@@ -215,6 +223,7 @@ class WorkflowService:
         if before.read_only:
             raise kept_as_code(before)
         provider = self.providers.get(before.provider)
+        draft = _consent_draft(draft, provider)
         if not provider.capabilities.workflows_at_provider:
             if problems := check_app_workflow(draft, provider.id):
                 raise InvalidWorkflow(problems)
@@ -222,8 +231,10 @@ class WorkflowService:
         else:
             async with self._turn(provider, "edit a workflow"):
                 workflow = await provider.update_workflow(workflow_id, draft)
+        workflow = _with_consent(workflow, draft)
         with self.store.write():
             self.cache.put(workflow)
+            _keep_consent(self.store, workflow)
             self.store.audit.record(
                 actor,
                 "workflow.updated",
@@ -288,6 +299,30 @@ class WorkflowService:
                 "that workflow is no longer in the list; refresh it", operation="workflow"
             )
         return workflow
+
+
+def _consent_draft(draft: WorkflowDraft, provider: Provider) -> WorkflowDraft:
+    """The draft as its provider gets it: with key 9 ("Stop these calls") on its keypad
+    when it has the press-9 option; InvalidWorkflow when the two fields are wrong."""
+    from bot.core.consent import check_consent_fields, with_stop_key
+
+    if problems := check_consent_fields(draft, provider.capabilities):
+        raise InvalidWorkflow(problems)
+    return with_stop_key(draft)
+
+
+def _with_consent(workflow: Workflow, draft: WorkflowDraft) -> Workflow:
+    return workflow.model_copy(
+        update={"calling_hours": draft.calling_hours, "press_9_to_stop": draft.press_9_to_stop}
+    )
+
+
+def _keep_consent(store: Store, workflow: Workflow) -> None:
+    store.consent.set_workflow_rules(
+        workflow.id,
+        calling_hours=workflow.calling_hours,
+        press_9_to_stop=workflow.press_9_to_stop,
+    )
 
 
 NAME_LIMIT = 150

@@ -16,10 +16,15 @@ from bot.slack.calls import actions as request_buttons
 from bot.slack.calls import handlers as calls
 from bot.slack.calls import views
 from bot.slack.calls.notifier import RequestNotifier
+from bot.slack.campaigns import handlers as campaigns
+from bot.slack.campaigns.jobs import CampaignJobs, CampaignNotifier
 from bot.slack.context import SlackContext
+from bot.slack.escalations import handlers as escalation_policies
+from bot.slack.escalations import running as escalations_running
 from bot.slack.home import handlers as home
 from bot.slack.home.jobs import REFRESH, HomeRefresh
 from bot.slack.workflows import handlers as workflows
+from bot.slack.workflows.audio import AudioJobs
 from bot.slack.workflows.jobs import WorkflowJobs
 from bot.text import outside
 
@@ -60,6 +65,9 @@ def build_bolt(ctx: SlackContext, *, signing_secret: str | None) -> AsyncApp:
     request_buttons.register(bolt, ctx)
     workflows.register(bolt, ctx)
     home.register(bolt, ctx)
+    campaigns.register(bolt, ctx)
+    escalations_running.register(bolt, ctx)
+    escalation_policies.register(bolt, ctx)
     return bolt
 
 
@@ -78,7 +86,28 @@ def job_kinds(ctx: SlackContext, delivery_client: AsyncWebClient) -> dict[str, K
         CATCH_UP: Kind(RequestNotifier(ctx).catch_up, delivery.LANE, max_attempts=5),
     }
     kinds |= WorkflowJobs(ctx, ctx.client).kinds()
+    kinds |= AudioJobs(ctx, ctx.client).kinds()  # an uploaded recording, then the save
+    kinds |= CampaignJobs(ctx, delivery_client).kinds()
+    kinds[escalations_running.POST] = Kind(
+        escalations_running.EscalationDelivery(ctx, delivery_client).run, delivery.LANE
+    )
+    kinds |= escalation_policies.PolicyFileReload(ctx).kinds()
     return kinds
+
+
+def escalation_notifier(ctx: SlackContext) -> escalations_running.EscalationNotifier:
+    """The escalation listener that turns escalation changes into Slack jobs."""
+    return escalations_running.EscalationNotifier(ctx)
+
+
+def phonebook(ctx: SlackContext) -> escalations_running.SlackPhoneBook:
+    """How the core reads a Slack user's phone number when their step runs."""
+    return escalations_running.SlackPhoneBook(ctx)
+
+
+def campaign_notifier(ctx: SlackContext) -> CampaignNotifier:
+    """The campaigns' listener that turns their changes into Slack jobs."""
+    return CampaignNotifier(ctx)
 
 
 def parked_reporter(ctx: SlackContext) -> Callable[[Job, str], None]:

@@ -6,8 +6,12 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.slack.calls import handlers as calls
 from bot.slack.calls.views import help_message
+from bot.slack.campaigns import handlers as campaigns
 from bot.slack.context import SlackContext
+from bot.slack.escalations import handlers as escalation_policies
+from bot.slack.escalations import running as escalations_running
 from bot.slack.interaction import Interaction, listener
+from bot.slack.optout import handlers as optout
 from bot.slack.workflows import handlers as workflows
 from bot.text import outside
 
@@ -34,6 +38,14 @@ async def handle_robocall_command(ctx: SlackContext, slack: Interaction) -> None
         await calls.handle_call_command(ctx, slack, rest)
     elif word == "workflows":
         await workflows.handle_workflows_command(ctx, slack)
+    elif word == "campaign":
+        await campaigns.handle_campaign_command(ctx, slack)
+    elif word == "escalations":
+        await escalation_policies.handle_escalations_command(ctx, slack)
+    elif word == "optout":
+        await optout.handle_optout_command(ctx, slack, rest)
+    elif word == "escalate":
+        await escalations_running.handle_escalate_command(ctx, slack, rest)
     else:
         usage = help_message(ctx.sandbox)
         typed = outside(word, 60)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.campaigns import CampaignService
+from bot.core.escalation import EscalationService
 from bot.core.jobs import Jobs
 from bot.core.requests import CallService
 from bot.core.workflows import WorkflowService
@@ -28,6 +30,10 @@ class SlackContext:
     jobs: Jobs
     settings: Settings
     client: AsyncWebClient  # waits out 429s: for answers people are waiting for
+    # Running escalations (bot/core/escalation.py); set by bot/app.py once built.
+    escalations: EscalationService | None = None
+    # Campaigns (bot/core/campaigns.py); set by bot/app.py once built.
+    campaigns: CampaignService | None = None
     _group: tuple[float, frozenset[str]] | None = field(default=None, repr=False)
 
     @property

@@ -98,7 +98,7 @@ class Delivery:
             error = str(exc.response.get("error") or "")
             status = exc.response.status_code
             if status == 429:
-                wait = _retry_after(exc.response.headers)
+                wait = retry_after(exc.response.headers)
                 log.info("slack asks to wait %.1fs before posting in %s", wait, payload["channel"])
                 raise RetryLater(wait, "Slack's rate limit") from None
             if error in PERMANENT or (400 <= status < 500 and status != 408):
@@ -205,6 +205,7 @@ class Delivery:
             voice=ctx.voice_label(record.provider, record.voice),
             provider=_label(ctx, record.provider),
             sandbox=ctx.sandbox,
+            waiting=ctx.store.consent.waits([record.id]).get(record.id),  # calling hours
         )
 
     def _give_up(self, payload: Mapping[str, Any], error: str) -> None:
@@ -235,8 +236,9 @@ def _label(ctx: SlackContext, provider_id: str) -> str:
     )
 
 
-def _retry_after(headers: Mapping[str, str]) -> float:
-    """Slack's Retry-After in seconds (1 if it is missing or unreadable)."""
+def retry_after(headers: Mapping[str, str]) -> float:
+    """Slack's Retry-After in seconds (1 if it is missing or unreadable); for every
+    job that talks to Slack with the client that leaves 429s to its caller."""
     for name, value in headers.items():
         if name.lower() == "retry-after":
             try:

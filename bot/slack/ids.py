@@ -15,6 +15,12 @@ class CallbackId(StrEnum):
     REQUEST_CALLS = "request_calls"  # a request's calls, paged (View calls)
     CONFIRM_SEND = "confirm_send"  # "Call 120 people?" pushed over the Send modal
     WORKFLOW_PROVIDER = "workflow_provider"  # New workflow: which provider, first
+    # Escalation policies (bot/slack/escalations/handlers.py)
+    POLICY_EDIT = "policy_edit"  # the New/Edit policy modal
+    POLICY_DELETE = "policy_delete"  # "Delete this policy?"
+    ESCALATE_MESSAGE = "escalate_message"  # the message shortcut *Escalate by phone*
+    ESCALATE_MESSAGE_SUBMIT = "escalate_message_submit"  # its modal
+    CAMPAIGN_NEW = "campaign_new"  # the New campaign modal (bot/slack/campaigns)
 
 
 class BlockId(StrEnum):
@@ -54,6 +60,27 @@ class BlockId(StrEnum):
     WF_PITCH = "wf_pitch"
     WF_RATE = "wf_rate"
     WF_RECORDING = "wf_recording"
+    WF_AUDIO_FILE = "wf_audio_file"  # an uploaded recording (file_input), Intron direct
+    WF_HOURS = "wf_hours"  # calling hours (bot/core/consent.py)
+    WF_STOP = "wf_stop"  # "press 9 to stop these calls"
+    # Escalation policy modal, and the shortcut's modal
+    EP_NAME = "ep_name"
+    EP_CHANNEL = "ep_channel"
+    EP_WORKFLOW = "ep_workflow"
+    EP_VOICE = "ep_voice"
+    EP_STEPS = "ep_steps"
+    EP_REPEAT = "ep_repeat"
+    EP_FALLBACK = "ep_fallback"
+    EP_URGENT = "ep_urgent"
+    ESCALATE_POLICY = "escalate_policy"
+    ESCALATE_TEXT = "escalate_text"
+    # New campaign modal, preview and parent (bot/slack/campaigns)
+    CAMPAIGN_FILE = "campaign_file"
+    CAMPAIGN_WORKFLOW = "campaign_workflow"
+    CAMPAIGN_VOICE = "campaign_voice"
+    CAMPAIGN_WHEN = "campaign_when"
+    CAMPAIGN_PREVIEW_ACTIONS = "campaign_preview_actions"
+    CAMPAIGN_ACTIONS = "campaign_actions"
 
 
 class ActionId(StrEnum):
@@ -112,6 +139,39 @@ class ActionId(StrEnum):
     WF_PITCH_INPUT = "wf_pitch_input"
     WF_RATE_INPUT = "wf_rate_input"
     WF_RECORDING_TOGGLE = "wf_recording_toggle"
+    WF_AUDIO_FILE_INPUT = "wf_audio_file_input"
+    WF_HOURS_INPUT = "wf_hours_input"
+    WF_STOP_TOGGLE = "wf_stop_toggle"
+    # Escalation policies: the list's buttons (value: the policy id, or "new") and the
+    # policy modal's inputs
+    POLICY_NEW = "policy_new"
+    POLICY_EDIT = "policy_edit"
+    POLICY_DELETE = "policy_delete"
+    POLICY_TEST = "policy_test"
+    EP_NAME_INPUT = "ep_name_input"
+    EP_CHANNEL_SELECT = "ep_channel_select"
+    EP_WORKFLOW_SELECT = "ep_workflow_select"
+    EP_VOICE_SELECT = "ep_voice_select"
+    EP_STEPS_INPUT = "ep_steps_input"
+    EP_REPEAT_SELECT = "ep_repeat_select"
+    EP_FALLBACK_SELECT = "ep_fallback_select"
+    EP_URGENT_TOGGLE = "ep_urgent_toggle"
+    ESCALATE_POLICY_SELECT = "escalate_policy_select"
+    ESCALATE_TEXT_INPUT = "escalate_text_input"
+    # A running escalation's parent message (value: the escalation id); anyone may press
+    ESCALATION_ACKNOWLEDGE = "escalation_acknowledge"
+    ESCALATION_RESOLVE = "escalation_resolve"
+    # Campaigns (bot/slack/campaigns); each button's value is the campaign id
+    CAMPAIGN_FILE_INPUT = "campaign_file_input"
+    CAMPAIGN_WORKFLOW_SELECT = "campaign_workflow_select"
+    CAMPAIGN_VOICE_SELECT = "campaign_voice_select"
+    CAMPAIGN_WHEN_SELECT = "campaign_when_select"
+    CAMPAIGN_SEND = "campaign_send"
+    CAMPAIGN_DISCARD = "campaign_discard"
+    CAMPAIGN_PAUSE = "campaign_pause"
+    CAMPAIGN_RESUME = "campaign_resume"
+    CAMPAIGN_CANCEL = "campaign_cancel"
+    CAMPAIGN_AGAIN = "campaign_again"
 
 
 DEFAULT_VOICE = "default"

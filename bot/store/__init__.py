@@ -11,10 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.store.audit import AuditLog
+from bot.store.campaigns import CampaignStore
+from bot.store.consent import ConsentStore
 from bot.store.db import Database
+from bot.store.escalations import EscalationStore
 from bot.store.jobs import JobStore
 from bot.store.meta import MetaStore
 from bot.store.pending import PendingOrderStore
+from bot.store.policies import PolicyStore
 from bot.store.requests import RequestStore
 from bot.store.workflows import WorkflowStore
 
@@ -30,6 +34,10 @@ class Store:
         self.audit = AuditLog(self.db)
         self.meta = MetaStore(self.db)
         self.pending = PendingOrderStore(self.db)
+        self.campaigns = CampaignStore(self.db)
+        self.consent = ConsentStore(self.db)  # opt-outs, calling hours (bot/core/consent.py)
+        self.escalations = EscalationStore(self.db)
+        self.policies = PolicyStore(self.db)
 
     def write(self):
         """One transaction around several writes."""

@@ -25,7 +25,7 @@ def upgrade(db: Database) -> None:
     """Bring `db` to the latest schema version, one step at a time. The version is read
     inside each step's transaction: two processes starting at once on a new file take
     turns, and the second finds the work done."""
-    for target, step in STEPS.items():
+    for target, step in sorted(STEPS.items()):  # in order, whatever order they were added
         with db.write():
             if _version(db) < target:
                 step(db)
@@ -278,6 +278,125 @@ def _v6_slack_user_phones(db: Database) -> None:
     )
 
 
+def _v8_escalation_policies(db: Database) -> None:
+    """Escalation policies (bot/core/policies.py), made in Slack (`source` 'slack') or
+    kept as code (`source` 'file', replaced at every start); `data` is the policy as JSON.
+    Names are unique whatever their case."""
+    db.execute(
+        """CREATE TABLE escalation_policies (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, source TEXT NOT NULL,
+            data TEXT NOT NULL, updated_at TEXT NOT NULL)"""
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX escalation_policies_name ON escalation_policies (name COLLATE NOCASE)"
+    )
+
+
+def _v9_escalations(db: Database) -> None:
+    """Escalations being run (bot/core/escalation.py): one row each, with the policy as it
+    was when it started (`policy`, JSON); one row per step called (`escalation_steps`,
+    keyed by escalation, round and step, whose `state` is the compare-and-set that calls
+    a step at most once), linked to the request that placed its call; and the Slack
+    parent message of each. At most one running escalation per alert group."""
+    db.execute(
+        """CREATE TABLE escalations (
+            id TEXT PRIMARY KEY, policy_id TEXT NOT NULL, policy_name TEXT NOT NULL,
+            channel TEXT NOT NULL, message TEXT NOT NULL, status TEXT NOT NULL,
+            started_by TEXT NOT NULL, source TEXT NOT NULL, group_key TEXT,
+            test INTEGER NOT NULL DEFAULT 0, round INTEGER NOT NULL DEFAULT 0,
+            step INTEGER NOT NULL DEFAULT 0, calling TEXT, started_at TEXT NOT NULL,
+            ended_at TEXT, ended_by TEXT, policy TEXT NOT NULL)"""
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX escalations_running_group ON escalations (group_key) "
+        "WHERE status = 'running' AND group_key IS NOT NULL"
+    )
+    db.execute("CREATE INDEX escalations_status ON escalations (status)")
+    db.execute(
+        """CREATE TABLE escalation_steps (
+            escalation_id TEXT NOT NULL, round INTEGER NOT NULL, step INTEGER NOT NULL,
+            call TEXT NOT NULL, state TEXT NOT NULL, phone TEXT, name TEXT,
+            request_id TEXT, fallback_request_id TEXT, outcome TEXT, key_pressed TEXT,
+            detail TEXT, started_at TEXT, ended_at TEXT, due_at REAL,
+            PRIMARY KEY (escalation_id, round, step))"""
+    )
+    db.execute(
+        "CREATE INDEX escalation_steps_request ON escalation_steps (request_id) "
+        "WHERE request_id IS NOT NULL"
+    )
+    db.execute(
+        "CREATE INDEX escalation_steps_fallback ON escalation_steps (fallback_request_id) "
+        "WHERE fallback_request_id IS NOT NULL"
+    )
+    db.execute(
+        """CREATE TABLE escalation_messages (
+            escalation_id TEXT PRIMARY KEY, channel TEXT NOT NULL, ts TEXT)"""
+    )
+
+
+def _v7_calls_by_provider_call_id(db: Database) -> None:
+    """A provider's per-call events (Intron direct's) name only the call's id: calls are
+    found by it, and a batch's call ids are kept when its submit answers."""
+    db.execute(
+        "CREATE INDEX calls_provider_call_id ON calls (provider_call_id) "
+        "WHERE provider_call_id IS NOT NULL"
+    )
+
+
+def _v10_consent(db: Database) -> None:
+    """Calling responsibly (bot/core/consent.py): the opt-out list; each workflow's calling
+    hours and press-9 option (a workflow kept at its provider comes back from a refresh
+    without them); which request parts wait for their calling hours; and an index for
+    counting a number's recent calls (the frequency cap)."""
+    db.execute(
+        """CREATE TABLE opt_outs (
+            phone TEXT PRIMARY KEY, added_at TEXT NOT NULL, added_by TEXT NOT NULL,
+            source TEXT NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE workflow_consent (
+            workflow_id TEXT PRIMARY KEY, calling_hours TEXT,
+            press_9_to_stop INTEGER NOT NULL DEFAULT 0)"""
+    )
+    db.execute(
+        """CREATE TABLE consent_waits (
+            request_id TEXT PRIMARY KEY, opens_at TEXT NOT NULL, why TEXT NOT NULL)"""
+    )
+    db.execute("CREATE INDEX calls_phone ON calls (phone_number)")
+
+
+def _v11_campaigns(db: Database) -> None:
+    """Campaigns (bot/store/campaigns.py): a campaign, its recipients (each with its
+    chunk and its place in it) and its chunks, each placed as one request."""
+    db.execute(
+        """CREATE TABLE campaigns (
+            id TEXT PRIMARY KEY, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            status TEXT NOT NULL, provider TEXT NOT NULL, workflow_id TEXT NOT NULL,
+            workflow_name TEXT NOT NULL, voice TEXT, requested_by TEXT NOT NULL,
+            channel TEXT, file_name TEXT, start_at TEXT, total INTEGER NOT NULL,
+            chunk_size INTEGER NOT NULL, preview TEXT NOT NULL, parent_ts TEXT,
+            shown_at REAL NOT NULL DEFAULT 0, again_of TEXT, finished_at TEXT,
+            end_posted INTEGER NOT NULL DEFAULT 0, stopped_by TEXT, refused TEXT)"""
+    )
+    db.execute(
+        """CREATE TABLE campaign_recipients (
+            campaign_id TEXT NOT NULL, position INTEGER NOT NULL, line INTEGER NOT NULL,
+            phone TEXT NOT NULL, variables TEXT NOT NULL, chunk INTEGER NOT NULL,
+            slot INTEGER NOT NULL, skipped TEXT, PRIMARY KEY (campaign_id, position))"""
+    )
+    db.execute("CREATE INDEX campaign_recipients_chunk ON campaign_recipients (campaign_id, chunk)")
+    db.execute(
+        """CREATE TABLE campaign_chunks (
+            campaign_id TEXT NOT NULL, chunk INTEGER NOT NULL, size INTEGER NOT NULL,
+            state TEXT NOT NULL, request_id TEXT, attempt INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (campaign_id, chunk))"""
+    )
+    db.execute(
+        "CREATE INDEX campaign_chunks_request ON campaign_chunks (request_id) "
+        "WHERE request_id IS NOT NULL"
+    )
+
+
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _v1_first_release,
     2: _v2_providers_and_jobs,
@@ -285,4 +404,9 @@ STEPS: dict[int, Callable[[Database], None]] = {
     4: _v4_pending_orders,
     5: _v5_scheduled_requests,
     6: _v6_slack_user_phones,
+    7: _v7_calls_by_provider_call_id,
+    8: _v8_escalation_policies,
+    9: _v9_escalations,
+    10: _v10_consent,
+    11: _v11_campaigns,
 }

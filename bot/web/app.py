@@ -22,9 +22,12 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from bot.app import open_runtime, sandbox_mounts
+from bot.input.alerts import webhook_token
 from bot.settings import Settings
 from bot.slack.app import build_bolt
 from bot.store import Store
+from bot.web.alerts import alert_webhook
+from bot.web.audio import audio_file
 from bot.web.callbacks import provider_callback
 from bot.web.health import healthz
 from bot.web.slack_events import slack_events
@@ -39,6 +42,8 @@ def create_app(settings: Settings) -> Starlette:
     # here would hold up the request whose commit set it off.
     store = Store(settings.database_path, checkpoint_pages=WEB_CHECKPOINT_PAGES)
     sandboxes = sandbox_mounts(settings, store)
+    # ALERT_WEBHOOK_TOKEN, or the one generated on first start and kept (POST /alerts/…).
+    alert_token = webhook_token(settings.alert_webhook_token, store.meta)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -69,9 +74,14 @@ def create_app(settings: Settings) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/slack/events", slack_events, methods=["POST"]),
         Route("/callbacks/{provider}/{token}", provider_callback, methods=["POST"]),
+        # PUT too: Grafana's webhook contact point may be set to send with PUT.
+        Route("/alerts/{token}", alert_webhook, methods=["POST", "PUT"]),
         Route("/healthz", healthz, methods=["GET"]),
+        # Recorded messages uploaded in the workflow modal, for the provider to fetch.
+        Route("/audio/{name}", audio_file, methods=["GET", "HEAD"]),
     ]
     routes += [Mount(path, app=sandbox) for path, sandbox in sandboxes.items()]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.web = None
+    app.state.alert_token = alert_token
     return app

@@ -196,7 +196,8 @@ async def handle_call_command(ctx: SlackContext, slack: Interaction, rest: str) 
         problems = [_problem_text(p, lines, "recipient") for p in exc.problems]
     else:
         parts = ctx.service.requests.parts(record.id)
-        await _reply(slack, views.accepted_message(parts, ctx.sandbox))
+        waits = ctx.store.consent.waits(p.id for p in parts)  # calling hours
+        await _reply(slack, views.accepted_message(parts, ctx.sandbox, waits))
         return
     await _reply(
         slack, views.problems_message("That call could not be placed.", problems, ctx.sandbox)
@@ -237,7 +238,8 @@ async def handle_confirm_call(ctx: SlackContext, slack: Interaction) -> None:
         ctx.store.pending.confirmed(kept.token, record.id)
         request_id = record.id
     parts = ctx.service.requests.parts(request_id)
-    await _replace(slack, views.accepted_message(parts, ctx.sandbox))
+    waits = ctx.store.consent.waits(p.id for p in parts)  # calling hours
+    await _replace(slack, views.accepted_message(parts, ctx.sandbox, waits))
 
 
 async def handle_cancel_call(ctx: SlackContext, slack: Interaction) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 
@@ -265,6 +265,14 @@ def help_message(sandbox: bool) -> Message:
             "or the provider's batch id",
             "• `/robocall voices` — the premium voices",
             "• `/robocall workflows` — the workflows and the variables they need",
+            "• `/robocall optout add|remove|list +234…` — numbers never to call (anyone may "
+            "add; admins remove)",
+            "• `/robocall escalations` — the escalation policies: *New policy*, *Edit*, "
+            "*Delete*, *Test*",
+            '• `/robocall escalate "Payments on-call" Disk full on db-1` — call that '
+            "policy's people one after another until someone presses 1 or clicks "
+            "*Acknowledge*",
+            "• `/robocall campaign` — call everyone in a CSV or XLSX file, with a preview first",
             "• `/robocall help` — this message",
             "Numbers are E.164 (`+` and the country code). Results arrive in the thread of the "
             "request's message.",
@@ -303,8 +311,14 @@ def problems_message(title: str, problems: Sequence[str], sandbox: bool) -> Mess
     return message(f"{title} Nothing was sent.", [*sandbox_blocks(sandbox), md(text)])
 
 
-def accepted_message(parts: Sequence[RequestRecord], sandbox: bool) -> Message:
-    """The answer to an accepted order: one request, or the parts it was split into."""
+def accepted_message(
+    parts: Sequence[RequestRecord],
+    sandbox: bool,
+    waits: Mapping[str, tuple[str, str]] | None = None,
+) -> Message:
+    """The answer to an accepted order: one request, or the parts it was split into.
+    `waits`: the parts waiting for their recipients' calling hours (request id → when
+    they open, in which zone), said with how many wait and until when."""
     record = parts[0]
     where = f"<#{record.channel}>" if record.channel else "this channel"
     total = sum(p.recipient_count for p in parts)
@@ -325,6 +339,19 @@ def accepted_message(parts: Sequence[RequestRecord], sandbox: bool) -> Message:
             f"\nIt goes to the provider in {len(parts)} parts of at most "
             f"{max(p.recipient_count for p in parts):,} (the most one submission carries), "
             f"each with its own message: {', '.join(f'`{p.id}`' for p in parts)}."
+        )
+    if waiting := [p for p in parts if waits and p.id in waits]:
+        count = sum(p.recipient_count for p in waiting)
+        until = "; ".join(
+            f"{plural(p.recipient_count, 'recipient')} until {when(waits[p.id][0])} "
+            f"({outside(waits[p.id][1], 300)})"
+            for p in waiting[:5]
+        )
+        text += (
+            f"\n:crescent_moon: {count:,} of {total:,} are outside their calling hours now and "
+            f"wait for them (they are not refused): {until}"
+            + (f"; and {len(waiting) - 5} more parts" if len(waiting) > 5 else "")
+            + "."
         )
     return message(f"Request {record.id} accepted", [*sandbox_blocks(sandbox), md(text)])
 
@@ -533,11 +560,20 @@ def request_message(
     voice: str,
     provider: str,
     sandbox: bool,
+    waiting: tuple[str, str] | None = None,
 ) -> Message:
     """The parent message in the channel, rendered from the request's current state:
-    the state first, then the request's fields, its buttons, and the ids in a footer."""
+    the state first, then the request's fields, its buttons, and the ids in a footer.
+    `waiting`: (when, which zone) when it waits for its recipients' calling hours."""
     blocks: list[Block] = [md(headline(record, stats)), *sandbox_blocks(sandbox)]
     blocks.append(_fields(record, voice))
+    if waiting and record.status == RequestStatus.SCHEDULED:
+        blocks.append(
+            note(
+                f":crescent_moon: {plural(record.recipient_count, 'recipient')} outside their "
+                f"calling hours wait until {when(waiting[0])} ({outside(waiting[1], 300)})."
+            )
+        )
     if actions := request_actions(record, stats, provider=provider):
         blocks.append(actions)
     ids = f"Request `{record.id}`"
@@ -725,6 +761,8 @@ def call_line(call: CallRecord, workflow: Workflow | None) -> str:
         state = f"⏳ {WAITING}"
     else:
         state = f"{OUTCOME_EMOJI[call.outcome]} {OUTCOME_WORDS[call.outcome]}"
+    if (call.provider_status or "").startswith("not called"):  # bot/core/consent.py
+        state = f"🚫 {outside(call.provider_status, 80)}"
     parts = [phones.mask(call.phone_number), state]
     if call.outcome == CallOutcome.ANSWERED and call.duration:
         parts.append(seconds(call.duration))

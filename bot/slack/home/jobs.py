@@ -16,6 +16,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.jobs import Job, NewJob
+from bot.input.alerts import webhook_token, webhook_url
+from bot.input.policies_file import file_refusals
 from bot.slack.context import SlackContext
 from bot.slack.home.views import home_view
 
@@ -52,6 +54,14 @@ async def publish_home(
         calls_back_here={w.id: ctx.workflows.calls_back_here(w) for w in workflows},
         can_manage=can_manage,
         sandbox=ctx.sandbox,
+        alert_webhook_url=alert_url(ctx) if can_manage else None,
+        labels={p.id: p.capabilities.label for p in ctx.service.providers},
+        refused=ctx.workflows.file_refusals,
+        escalations=ctx.escalations.running() if ctx.escalations is not None else (),
+        policy_refusals=file_refusals(ctx.store) if can_manage else (),
+        campaigns=[(c, ctx.campaigns.progress(c)) for c in ctx.campaigns.recent(5)]
+        if ctx.campaigns is not None
+        else (),
     )
     ctx.slack_store.touch_home_viewer(user_id, can_manage)
     await client.views_publish(user_id=user_id, view=view)
@@ -77,6 +87,12 @@ class HomeRefresh:
                 log.warning(
                     "could not refresh the Home tab of %s: %s", user_id, exc.response.get("error")
                 )
+
+
+def alert_url(ctx: SlackContext) -> str:
+    """POST /alerts/{token}'s URL, token included (for admins' eyes only)."""
+    token = webhook_token(ctx.settings.alert_webhook_token, ctx.store.meta)
+    return webhook_url(ctx.settings.public_url, token)
 
 
 def _label(ctx: SlackContext, provider_id: str) -> str:

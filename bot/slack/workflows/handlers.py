@@ -17,6 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.models.views import View
 
+from bot.core.consent import check_consent_fields
 from bot.core.workflow_checks import NO_CHOICE, check_app_workflow, first_message, say
 from bot.core.workflows import check_draft
 from bot.input import phones, templates
@@ -26,7 +27,7 @@ from bot.slack.calls.views import NAME, ModalContext, send_call_modal
 from bot.slack.context import SlackContext
 from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
 from bot.slack.interaction import Interaction, UserError, listener
-from bot.slack.workflows import jobs
+from bot.slack.workflows import audio, jobs
 from bot.slack.workflows import views as wv
 from bot.slack.workflows.listing import workflows_message
 from bot.text import outside, outside_plain
@@ -52,6 +53,7 @@ KEPT_AS_CODE = (
 APP_FIELD_BLOCKS = {
     **FIELD_BLOCKS,
     "audio_url": BlockId.WF_AUDIO,
+    "audio_file": BlockId.WF_AUDIO_FILE,
     "voice": BlockId.WF_VOICE,
     "caller_id": BlockId.WF_CALLER,
     "language": BlockId.WF_LANGUAGE,
@@ -132,6 +134,10 @@ def _modal(
             provider.capabilities.label,
             workflow,
             sandbox=ctx.sandbox,
+            limit=provider.capabilities.message_limit,  # counted live as people type
+            message=message,
+            # Only where the provider plays recorded audio (Capabilities.audio).
+            audio_upload=ctx.settings.audio_max_bytes if provider.capabilities.audio else None,
         )
     return wv.workflow_modal(
         form,
@@ -216,10 +222,14 @@ async def handle_workflow_submission(ctx: SlackContext, slack: Interaction) -> N
         raise UserError(
             KEPT_AS_CODE.format(name=outside_plain(before.name, NAME)), block=BlockId.WF_NAME
         )
+    # A recording uploaded in the modal (only offered where the provider plays audio).
+    upload = uploaded_file(slack) if provider.capabilities.audio else None
     if provider.capabilities.workflows_at_provider:
         draft, errors = read_workflow_form(slack, provider.capabilities)
     else:
-        draft, errors = read_app_form(slack, provider.id)
+        own = f"{ctx.settings.public_url.rstrip('/')}/audio/"
+        draft, errors = read_app_form(slack, provider.id, upload=upload is not None, own=own)
+    draft, errors = read_consent_fields(slack, draft, errors, provider.capabilities)
     if draft is None:
         await slack.ack(response_action="errors", errors=errors)
         return
@@ -229,11 +239,53 @@ async def handle_workflow_submission(ctx: SlackContext, slack: Interaction) -> N
         raise UserError(
             f"{exc.message}. What you typed stays here.", block=BlockId.WF_NAME
         ) from None
+    if upload is not None and not provider.capabilities.workflows_at_provider:
+        # The worker fetches and checks the file, then saves with its address.
+        text = f"Fetching the recording, then saving *{outside(draft.name, NAME)}*…"
+        await slack.ack(response_action="update", view=done_modal("Saving…", text, ctx.sandbox))
+        ctx.jobs.add(audio.fetch_job(slack.body, form, draft, upload))
+        return
     await slack.ack(
         response_action="update",
         view=done_modal("Saving…", f"Saving *{outside(draft.name, NAME)}*…", ctx.sandbox),
     )
     ctx.jobs.add(jobs.save_job(slack.body, form, draft))
+
+
+def uploaded_file(slack: Interaction) -> str | None:
+    """The id of the recording uploaded in the modal's file input, if any (Slack puts
+    the uploaded files, with their ids, in the view state)."""
+    element = slack.state.values.get(BlockId.WF_AUDIO_FILE, {}).get(ActionId.WF_AUDIO_FILE_INPUT)
+    files = (element or {}).get("files") or []
+    ids = [f.get("id") for f in files if isinstance(f, dict)]
+    return next((str(i) for i in ids if isinstance(i, str) and i), None)
+
+
+CONSENT_BLOCKS = {
+    "calling_hours": BlockId.WF_HOURS,
+    "press_9_to_stop": BlockId.WF_STOP,
+    "message": BlockId.WF_MESSAGE,
+    "keypad": BlockId.WF_OPTIONS,
+}
+
+
+def read_consent_fields(
+    slack: Interaction, draft: WorkflowDraft | None, errors: dict, capabilities
+) -> tuple[WorkflowDraft | None, dict]:
+    """The modal's calling hours and "press 9 to stop these calls" on the draft, checked
+    (bot/core/consent.py); their errors are added to the form's own, by block."""
+    state = slack.state
+    fields = {
+        "calling_hours": state.text(BlockId.WF_HOURS, ActionId.WF_HOURS_INPUT).strip() or None,
+        "press_9_to_stop": bool(state.checked(BlockId.WF_STOP, ActionId.WF_STOP_TOGGLE)),
+    }
+    probe = (draft or WorkflowDraft(name="", message="")).model_copy(update=fields)
+    errors = dict(errors)
+    for name, text in check_consent_fields(probe, capabilities).items():
+        errors.setdefault(CONSENT_BLOCKS[name], outside_plain(text, 1900, multiline=True))
+    if errors:
+        return None, errors
+    return probe, {}
 
 
 def read_workflow_form(
@@ -312,8 +364,13 @@ def parse_reply_options(text: str) -> tuple[dict[str, str], list[str]]:
 # ---------------------------------------------------------------- app-side providers
 
 
-def read_app_form(slack: Interaction, provider_id: str) -> tuple[WorkflowDraft | None, dict]:
-    """An Intron-direct or BizPhone modal as a valid draft, or every error by block."""
+def read_app_form(
+    slack: Interaction, provider_id: str, *, upload: bool = False, own: str | None = None
+) -> tuple[WorkflowDraft | None, dict]:
+    """An Intron-direct or BizPhone modal as a valid draft, or every error by block.
+    `upload`: a recording was uploaded, which the worker fetches (the draft's audio URL
+    is then left for it to fill in); an audio URL of this app's own (`own`, its
+    `PUBLIC_URL/audio/`: an earlier upload) gives way to it, any other is refused."""
     state = slack.state
     name = state.text(BlockId.WF_NAME, ActionId.WF_NAME_INPUT).strip()
     description = state.text(BlockId.WF_DESCRIPTION, ActionId.WF_DESCRIPTION_INPUT).strip()
@@ -324,7 +381,19 @@ def read_app_form(slack: Interaction, provider_id: str) -> tuple[WorkflowDraft |
         draft, built = _bizphone_draft(state, name, description, message, lines, early)
     else:
         draft, built = _direct_draft(state, name, description, message, lines, early), None
+    if upload and provider_id != "bizphone":
+        typed = draft.audio_url or ""
+        if typed and not (own and typed.startswith(own)):
+            early["audio_file"] = (
+                f"Upload a file or give an audio URL ('{typed[:100]}'), not both; clear "
+                "the URL to use the file."
+            )
+        draft = draft.model_copy(update={"audio_url": audio.PENDING_AUDIO_URL})
     problems = check_app_workflow(draft, provider_id)
+    if upload and provider_id != "bizphone":
+        if "audio_url" in problems:  # about the uploaded file: shown on its field
+            problems["audio_file"] = problems.pop("audio_url").replace("audio URL", "audio file")
+        draft = draft.model_copy(update={"audio_url": None})  # the worker's to fill in
     if built is not None and "call_flow" in problems:  # the builder's flow: on its fields
         text = problems.pop("call_flow")
         if text.startswith("callFlow.steps[0].message"):

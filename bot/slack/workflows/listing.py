@@ -21,4 +21,5 @@ async def workflows_message(
         sandbox=ctx.sandbox,
         notice=notice,
         labels={p.id: p.capabilities.label for p in ctx.service.providers},
+        refused=ctx.workflows.file_refusals,
     )

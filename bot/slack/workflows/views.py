@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     HeaderBlock,
     InputBlock,
+    InputInteractiveElement,
     MarkdownTextObject,
     Option,
     PlainTextInputElement,
@@ -186,15 +187,19 @@ def workflows_list(
     sandbox: bool,
     notice: str | None = None,
     labels: dict[str, str] | None = None,
+    refused: Sequence[str] = (),
 ) -> Message:
     """`/robocall workflows`: one page of workflows with their actions; `labels` names
-    each workflow's provider (provider id → label)."""
+    each workflow's provider (provider id → label); `refused` (WORKFLOWS_FILE's refused
+    workflows) is shown to those who can manage workflows."""
     pages = max(1, -(-len(workflows) // PER_PAGE))
     page = min(max(page, 1), pages)
     shown = workflows[(page - 1) * PER_PAGE : page * PER_PAGE]
     blocks: list[Block] = [*sandbox_blocks(sandbox), HeaderBlock(text="Workflows")]
     if notice:
         blocks.append(md(notice))
+    if can_manage:
+        blocks += refused_blocks(refused)
     if not workflows:
         blocks.append(
             md(
@@ -242,6 +247,36 @@ def workflows_list(
         )
     )
     return Message(text=f"Workflows (page {page} of {pages})", blocks=[b.to_dict() for b in blocks])
+
+
+MAX_REFUSALS_SHOWN = 10
+
+
+def refused_blocks(refused: Sequence[str]) -> list[Block]:
+    """WORKFLOWS_FILE's refused workflows, for admins: each one's name, the field, the
+    value written there and why, so the file can be fixed without reading the log.
+    A refusal that is plain text (not a `Refusal` with parts) is shown as it is."""
+    if not refused:
+        return []
+    lines = []
+    for refusal in refused[:MAX_REFUSALS_SHOWN]:
+        workflow, field = getattr(refusal, "workflow", None), getattr(refusal, "field", "")
+        if not field and workflow is None:
+            lines.append(f"• {outside(refusal, 300)}")
+            continue
+        value = getattr(refusal, "value", None)
+        written = f" is `{outside(value, 60).replace('`', chr(39))}`" if value else ""
+        who = f"*{outside(workflow, NAME)}*" if workflow else "a workflow without a name"
+        why = outside(getattr(refusal, "why", refusal), 300)
+        lines.append(f"• {who}: `{outside(field, 80)}`{written} — {why}")
+    if len(refused) > MAX_REFUSALS_SHOWN:
+        lines.append(f"…and {len(refused) - MAX_REFUSALS_SHOWN} more (the app's log has all).")
+    head = (
+        f":warning: *`WORKFLOWS_FILE`: {plural(len(refused), 'refusal')} at start* (only "
+        "admins see this). What is named here was left out, the rest loaded; fix it in "
+        "the file and restart the app:"
+    )
+    return [md(clip(head + "\n" + "\n".join(lines), 3000), block_id="workflows_refused")]
 
 
 # ---------------------------------------------------------------- New / Edit
@@ -351,6 +386,7 @@ def workflow_modal(
                 placeholder=OPTIONS_PLACEHOLDER,
             ),
         ),
+        *consent_blocks(workflow),
         ContextBlock(
             elements=[
                 MarkdownTextObject(
@@ -427,18 +463,71 @@ def _text(
     multiline: bool = False,
     max_length: int = 150,
     optional: bool = True,
+    dispatch: bool = False,
 ) -> InputBlock:
+    """A text input; `dispatch`: Slack sends a block action as each character is typed
+    (the live count under the message)."""
     return InputBlock(
         block_id=block,
         label=label,
         optional=optional,
         hint=hint,
+        dispatch_action=True if dispatch else None,
         element=PlainTextInputElement(
             action_id=action,
             multiline=multiline,
             max_length=max_length,
             initial_value=value or None,
             placeholder=placeholder,
+            dispatch_action_config=(
+                {"trigger_actions_on": ["on_character_entered"]} if dispatch else None
+            ),
+        ),
+    )
+
+
+class FileInputElement(InputInteractiveElement):
+    """Slack's file input (`file_input`; slack_sdk has no model of it): up to `max_files`
+    files, offered only of the `filetypes` extensions (a convenience: the content is
+    checked when the file is fetched). Needs the `files:read` scope."""
+
+    type = "file_input"
+
+    @property
+    def attributes(self) -> set[str]:  # type: ignore[override]
+        return super().attributes.union({"filetypes", "max_files"})
+
+    def __init__(
+        self, *, action_id: str, filetypes: Sequence[str] | None = None, max_files: int = 1
+    ) -> None:
+        super().__init__(type=self.type, action_id=action_id)
+        self.filetypes = list(filetypes) if filetypes else None
+        self.max_files = max_files
+
+
+def _count_block(message: str, limit: int) -> ContextBlock:
+    """The live line under an app-side workflow's message: its length against the
+    provider's limit (what the field takes), updated as people type."""
+    return ContextBlock(
+        block_id=BlockId.WF_COUNT,
+        elements=[MarkdownTextObject(text=message_count(message, message_cap(limit)))],
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:g} MB"
+
+
+def audio_upload_block(max_bytes: int) -> InputBlock:
+    """The workflow modal's audio upload: one mp3 or wav file of at most `max_bytes`."""
+    return InputBlock(
+        block_id=BlockId.WF_AUDIO_FILE,
+        label="Or upload a recorded message",
+        optional=True,
+        hint=f"One mp3 or wav file of at most {_megabytes(max_bytes)}. The app keeps it "
+        "and gives the provider an unguessable address of this app to fetch it from.",
+        element=FileInputElement(
+            action_id=ActionId.WF_AUDIO_FILE_INPUT, filetypes=["mp3", "wav"], max_files=1
         ),
     )
 
@@ -454,8 +543,14 @@ def app_workflow_modal(
     workflow: Workflow | None = None,
     *,
     sandbox: bool = False,
+    limit: int | None = None,
+    message: str | None = None,
+    audio_upload: int | None = None,
 ) -> View:
-    """New/Edit for a provider whose workflows live in this app (Intron direct, BizPhone)."""
+    """New/Edit for a provider whose workflows live in this app (Intron direct, BizPhone).
+    `limit`: the provider's message limit, counted live under the message (`message`:
+    what has been typed so far); `audio_upload`: the largest audio file one may upload
+    here, in bytes, for a provider that plays recorded audio (None: no upload field)."""
     options = workflow.options if workflow else {}
     blocks: list[Block] = [
         *sandbox_blocks(sandbox),
@@ -492,6 +587,7 @@ def app_workflow_modal(
         if workflow and workflow.call_flow and not builder:
             flow_text = clip(json.dumps(workflow.call_flow, indent=1), MESSAGE_FIELD)
         recording = Option(value="on", text="Record the calls")
+        typed = message if message is not None else (builder.get("message") or "")
         blocks += [
             _text(
                 BlockId.WF_MESSAGE,
@@ -503,7 +599,9 @@ def app_workflow_modal(
                 hint="Write {{variable}} (or [variable]) where each call fills in a value. "
                 "At most 1,000 characters once the values are filled in.",
                 placeholder="e.g. Dear {{name}}, {{amount}} is due. Press 1 to speak to us.",
+                dispatch=limit is not None,
             ),
+            *([_count_block(typed, limit)] if limit is not None else []),
             _text(
                 BlockId.WF_OPTIONS,
                 ActionId.WF_OPTIONS_INPUT,
@@ -564,6 +662,7 @@ def app_workflow_modal(
             f"{d}={t}" + (f"|{responses[d]}" if responses.get(d) else "")
             for d, t in (workflow.keypad if workflow else {}).items()
         )
+        typed = message if message is not None else (workflow.message if workflow else "")
         blocks += [
             _text(
                 BlockId.WF_MESSAGE,
@@ -575,7 +674,9 @@ def app_workflow_modal(
                 hint="Write {{variable}} (or [variable]) where each call fills in a value. "
                 "Give a message or an audio URL, not both.",
                 placeholder="e.g. Hello {{name}}, your parcel comes on {{date}}.",
+                dispatch=limit is not None,
             ),
+            *([_count_block(typed, limit)] if limit is not None else []),
             _text(
                 BlockId.WF_AUDIO,
                 ActionId.WF_AUDIO_INPUT,
@@ -584,6 +685,7 @@ def app_workflow_modal(
                 max_length=2048,
                 placeholder="https://example.com/notice.mp3",
             ),
+            *([audio_upload_block(audio_upload)] if audio_upload else []),
             _text(
                 BlockId.WF_VOICE,
                 ActionId.WF_VOICE_INPUT,
@@ -635,6 +737,7 @@ def app_workflow_modal(
                 placeholder="1=Confirm|Thank you, see you then\n2=Move it|We will call you back",
             ),
         ]
+    blocks += consent_blocks(workflow)
     return View(
         type="modal",
         callback_id=CallbackId.WORKFLOW_EDIT,
@@ -644,6 +747,45 @@ def app_workflow_modal(
         blocks=blocks,
         private_metadata=form.model_dump_json(),
     )
+
+
+HOURS_HINT = (
+    "When calls may ring, in each callee's local time (from their number), e.g. "
+    "08:00-21:00; leave empty for the app's default (CALLING_HOURS, {default} unless "
+    "changed). A number that may be in "
+    "several time zones is called only in the hours valid in all of them. A call outside "
+    "them waits until they open."
+)
+STOP_OPTION = "Press 9 to stop these calls"
+
+
+def consent_blocks(workflow: Workflow | None, default_hours: str = "08:00-21:00") -> list[Block]:
+    """The workflow modal's calling-responsibly fields (bot/core/consent.py): its calling
+    hours, and "press 9 to stop these calls" (key 9 puts the callee on the opt-out list)."""
+    stop = Option(value="on", text=STOP_OPTION)
+    return [
+        _text(
+            BlockId.WF_HOURS,
+            ActionId.WF_HOURS_INPUT,
+            "Calling hours",
+            workflow.calling_hours if workflow else None,
+            max_length=40,
+            placeholder=default_hours,
+            hint=HOURS_HINT.format(default=default_hours),
+        ),
+        InputBlock(
+            block_id=BlockId.WF_STOP,
+            label="Opt-out key",
+            optional=True,
+            hint="Key 9 then puts the callee on the opt-out list: they are not called again. "
+            'Say so in the message, e.g. "Press 9 to stop these calls."',
+            element=CheckboxesElement(
+                action_id=ActionId.WF_STOP_TOGGLE,
+                options=[stop],
+                initial_options=[stop] if workflow and workflow.press_9_to_stop else None,
+            ),
+        ),
+    ]
 
 
 # ---------------------------------------------------------------- Delete
