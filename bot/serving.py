@@ -21,11 +21,52 @@ from bot.web.connections import MAX_CONNECTIONS, REQUEST_TIMEOUT, server_options
 
 
 class EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to whoever owns the process."""
+    """A uvicorn server that leaves signal handling to whoever owns the process, and
+    stops as soon as it is asked (`exit_now`) rather than at uvicorn's next 0.1 s tick
+    and after its fixed 0.1 s pause: the test suite stops three servers per test."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit_asked = asyncio.Event()
+
+    def exit_now(self) -> None:
+        """Stop serving: the main loop wakes at once."""
+        self.should_exit = True
+        self._exit_asked.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):  # uvicorn's tick: the Date header, limits
+                    await self._exit_asked.wait()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown, polling every 10 ms for connections and tasks to finish
+        instead of pausing 0.1 s first and then polling every 0.1 s."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+                # uvicorn offers no event for either: polled, as uvicorn itself does.
+                while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                for server in self.servers:
+                    await server.wait_closed()
+        except TimeoutError:
+            for task in self.server_state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
 
 @dataclass
@@ -42,7 +83,10 @@ class RunningServer:
         return f"http://{self.host}:{self.port}"
 
     async def stop(self) -> None:
-        self.server.should_exit = True
+        if isinstance(self.server, EmbeddedServer):
+            self.server.exit_now()
+        else:
+            self.server.should_exit = True
         await self.task
 
 
