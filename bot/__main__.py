@@ -272,6 +272,13 @@ def startup_lines(
             continue
         route = f"{public}/callbacks/{provider}/{mask(callback_token)}"
         lines.append((logging.INFO, f"{provider} callbacks ({who} calls back): POST {route}"))
+    lines.append(
+        (
+            logging.INFO,
+            f"alert webhooks (Alertmanager, Grafana): POST {public}/alerts/<token>; the whole "
+            "URL is on the Home tab of an admin (ADMIN_USER_IDS)",
+        )
+    )
     unreachable = _is_local(public)
     if unreachable and not socket_mode:
         lines.append(
