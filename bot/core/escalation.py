@@ -23,7 +23,12 @@ Everything is a row and a job, written together:
   a call that could not be placed at all is placed once more with the policy's
   `fallback_workflow`, when it has one.
 - `escalation.timeout`: the wait is over and the step still has no result: it
-  counts as not acknowledged, and the chain moves on.
+  counts as not acknowledged, and the chain moves on. A key 1 that comes after that,
+  while the escalation still runs (at a later step), still acknowledges it. A fallback
+  call gets a timer of its own, with the step's whole wait. And each step has a
+  watchdog (an `escalation.timeout` due a margin after its wait): a step still pending
+  then, its job having failed for good (parked), is skipped and the chain moves on, so
+  a bug in one step never leaves an escalation running with no timer.
 
 Moving on is a compare-and-set on the escalation's position (round, step), so
 two jobs deciding at once (a result and the timer) move it once. Front ends hear
@@ -48,10 +53,10 @@ from pydantic import BaseModel
 from bot import failpoints
 from bot.core.consent import RULE_OPT_OUT, NoCallingHours, zones_for
 from bot.core.events import Event
-from bot.core.jobs import Job, Kind, NewJob
+from bot.core.jobs import Job, Kind, NewJob, RetryLater, is_transient
 from bot.core.models import RequestRecord, RequestStatus, now_iso
 from bot.core.orders import InvalidOrder
-from bot.core.policies import is_user_id
+from bot.core.policies import format_wait, is_user_id
 from bot.input import phones
 from bot.providers.base import CallOutcome
 from bot.store.consent import NOT_CALLED
@@ -73,6 +78,15 @@ LANE = "results"  # results and timers: a few DB writes each, never behind a cal
 STEP_LANE = "calls"  # a step's job orders its call (and may wait for Slack's users.info)
 SOURCE = "escalation"  # the source of every step's request
 ACK_KEY = "1"
+# A step's watchdog is due this long after its wait would be over, had it been called at
+# once: by then a step still pending has a job that failed for good (or was lost).
+WATCHDOG_MARGIN = 60.0
+# While the step's job is still trying (backing off after a failure), the watchdog looks
+# again this much later.
+WATCHDOG_RECHECK = 15.0
+# A timer that finds its step's wait not over yet (the fallback's call, placed later, has
+# its own timer) leaves the step to that later timer.
+EARLY = 0.5
 # The alert text as the callee hears it: a long alert is cut, so the call is still short
 # and within every provider's message limit.
 SPOKEN_MESSAGE = 500
@@ -346,7 +360,7 @@ class EscalationService:
             if group_key and (found := self.table.running_in_group(group_key)):
                 return EscalationRecord.model_validate(found), False
             self.table.add(record.model_dump(mode="json"), snapshot)
-            self._add_step(record.id, 0, 0, first)
+            self._add_step(record.id, 0, 0, first, float(snapshot["steps"][0]["wait"]))
             self.store.audit.record(
                 started_by,
                 "escalation.started",
@@ -548,10 +562,14 @@ class EscalationService:
         request_id = job.payload["request_id"]
         row = self.table.step(escalation_id, round, step)
         request = self.calls.requests.get(request_id)
-        if row is None or request is None or row["state"] != StepState.CALLING:
-            return  # decided already
+        if row is None or request is None:
+            return
         if row["fallback_request_id"] and request_id != row["fallback_request_id"]:
             return  # the first call failed and the fallback's is the one that counts
+        if row["state"] != StepState.CALLING:
+            if row["state"] == StepState.ENDED and row["outcome"] == StepOutcome.NO_RESULT:
+                self._late_result(escalation_id, round, step, request_id)
+            return  # decided already
         calls = self.calls.requests.calls(request_id)
         call = calls[0] if calls else None
         key = call.key_pressed if call else None
@@ -595,11 +613,52 @@ class EscalationService:
         escalation_id, round, step = _position(job.payload)
         row = self.table.step(escalation_id, round, step)
         record = self.get(escalation_id)
-        if row is None or record is None or row["state"] != StepState.CALLING:
+        if row is None or record is None:
+            return
+        if job.payload.get("watchdog"):
+            self._watchdog(record, row)
+            return
+        if row["state"] != StepState.CALLING:
             return
         if not record.running:
             return  # stopped: the call's result is still reported when it comes
+        if row["due_at"] is not None and time.time() < float(row["due_at"]) - EARLY:
+            return  # the fallback's call was placed later: its own timer decides
         self._end_step(escalation_id, round, step, StepOutcome.NO_RESULT)
+
+    def _watchdog(self, record: EscalationRecord, row: dict[str, Any]) -> None:
+        """A margin after the step's wait: a step still pending (its job failed for good,
+        and was parked, or was lost) is skipped and the chain moves on, so the escalation
+        never stays running with nothing left to move it. While the step's job is still
+        trying (backing off), look again later."""
+        round, step = int(row["round"]), int(row["step"])
+        if row["state"] != StepState.PENDING or not record.running:
+            return
+        if (record.round, record.step) != (round, step):
+            return
+        dedupe = _step_dedupe(record.id, round, step)
+        trying = [j for j in self.jobs.store.pending(STEP) if j.dedupe == dedupe]
+        # A job running now, or not tried yet (the worker was down until now), is left to
+        # call the step; one backing off after failing past the step's wait and this margin
+        # (Slack down and no number kept, say) is given up on: the chain must not stall on
+        # one person (the job's compare-and-set then finds the step skipped).
+        now = time.time()
+        if any(j.attempts == 0 or (j.lease_until or 0) > now for j in trying):
+            raise RetryLater(WATCHDOG_RECHECK, "the step's job is still trying")
+        log.error(
+            "escalation %s: step %d of round %d was never called (its job failed); skipped",
+            record.id,
+            step + 1,
+            round + 1,
+        )
+        self._skip(
+            record,
+            round,
+            step,
+            StepOutcome.NOT_ORDERED,
+            "its call could not be ordered: the job calling it kept failing (the worker's "
+            "log says why)",
+        )
 
     # ------------------------------------------------------------ deciding
 
@@ -617,18 +676,52 @@ class EscalationService:
             )
             if ended is None:
                 return
-            done = StepRecord.model_validate(ended)
-            stopped = self.table.end(
-                escalation_id, EscalationStatus.ACKNOWLEDGED, ended_at=now_iso(), ended_by=done.who
+            self._credit(escalation_id, StepRecord.model_validate(ended), late=False)
+
+    def _late_result(self, escalation_id: str, round: int, step: int, request_id: str) -> None:
+        """The result of a call whose step's wait ran out first (the step ended as
+        no_result and the chain moved on). Key 1 still acknowledges the escalation while
+        it runs: the callee did answer, just late, and the chain must not go on to end as
+        "nobody acknowledged". Once it has ended, the key is reported, not credited."""
+        calls = self.calls.requests.calls(request_id)
+        key = calls[0].key_pressed if calls else None
+        if key != ACK_KEY:
+            return  # the wait is over: any other outcome changes nothing
+        wait = float(self._policy(escalation_id).steps[step]["wait"])
+        with self.store.write():
+            current = self._get(escalation_id)
+            words = f"pressed 1 after the step's wait ({format_wait(wait)}) was over"
+            if not current.running:
+                words += ", once the escalation had ended"
+            ended = self.table.step_transition(
+                escalation_id,
+                round,
+                step,
+                [StepState.ENDED],
+                StepState.ENDED,
+                outcome_from=StepOutcome.NO_RESULT,
+                outcome=StepOutcome.ACKNOWLEDGED,
+                key_pressed=key,
+                detail=words,
             )
-            record = self._get(escalation_id)
-            self._changed(record, Change.STEP_ENDED, done)
-            if stopped:
-                self.store.audit.record(
-                    done.who, "escalation.acknowledged", escalation_id, {"by": "call"}
-                )
-                self._cancel_leftovers(escalation_id)
-                self._changed(record, Change.ACKNOWLEDGED, done)
+            if ended is None:
+                return  # another run of this job did it
+            self._credit(escalation_id, StepRecord.model_validate(ended), late=True)
+
+    def _credit(self, escalation_id: str, done: StepRecord, *, late: bool) -> None:
+        """Inside the transaction that recorded a key 1 on `done`: acknowledge the
+        escalation if it still runs (cancelling whatever of its calls is not dialled yet),
+        and report the step either way."""
+        stopped = self.table.end(
+            escalation_id, EscalationStatus.ACKNOWLEDGED, ended_at=now_iso(), ended_by=done.who
+        )
+        record = self._get(escalation_id)
+        self._changed(record, Change.STEP_ENDED, done)
+        if stopped:
+            how = {"by": "call", "after_wait": True} if late else {"by": "call"}
+            self.store.audit.record(done.who, "escalation.acknowledged", escalation_id, how)
+            self._cancel_leftovers(escalation_id)
+            self._changed(record, Change.ACKNOWLEDGED, done)
 
     async def _not_placed(
         self, escalation_id: str, round: int, step: int, row: dict[str, Any], request: Any
@@ -647,8 +740,14 @@ class EscalationService:
                 self._end_step(escalation_id, round, step, StepOutcome.NOT_PLACED, detail=detail)
                 return
             order = self._order(record, policy, policy.fallback, contact, round, step, "fallback")
+            wait = float(policy.steps[step]["wait"])
             try:
                 with self.store.write():
+                    # Read again under the write lock: Acknowledge or Resolve may have been
+                    # pressed since the look above, and nothing must ring after that.
+                    current = self.get(escalation_id)
+                    if current is None or not current.running:
+                        raise _Ended()
                     fallback, _ = self.calls.accept(order)
                     self._must_not_wait(fallback, row["phone"], policy.fallback, policy.urgent)
                     if not self.table.claim_fallback(escalation_id, round, step, fallback.id):
@@ -657,11 +756,25 @@ class EscalationService:
                         f"{request.error or 'the call could not be placed'} "
                         f"Calling again with the fallback workflow '{fallback.workflow_name}'."
                     )
-                    self.table.set_step(escalation_id, round, step, detail=detail)
+                    # The fallback's call gets the step's whole wait, on a timer of its own
+                    # (the step's first timer, finding the wait not over, leaves it be).
+                    due = time.time() + wait
+                    self.table.set_step(escalation_id, round, step, detail=detail, due_at=due)
+                    self.jobs.add(
+                        NewJob(
+                            TIMEOUT,
+                            {"escalation_id": escalation_id, "round": round, "step": step},
+                            lane=LANE,
+                            dedupe=f"{TIMEOUT}:{escalation_id}:{round}:{step}:fallback",
+                            run_at=due,
+                        )
+                    )
                     self._changed(
-                        record, Change.FALLBACK, self._step_now(escalation_id, round, step)
+                        current, Change.FALLBACK, self._step_now(escalation_id, round, step)
                     )
                 return
+            except _Ended:
+                pass  # stopped meanwhile: the step ends below, its reply says so
             except _Stopped:
                 return
             except _NotAllowed as kept:  # undone: the fallback's call would have waited
@@ -787,7 +900,7 @@ class EscalationService:
             return
         call = steps[following[1]]["call"]
         if self.table.move(record.id, (round, step), following, _who(call)):
-            self._add_step(record.id, *following, call)
+            self._add_step(record.id, *following, call, float(steps[following[1]]["wait"]))
             self._changed(self._get(record.id), Change.CALLING, None)
 
     # ------------------------------------------------------------ the calling rules
@@ -862,7 +975,8 @@ class EscalationService:
 
     # ------------------------------------------------------------ helpers
 
-    def _add_step(self, escalation_id: str, round: int, step: int, call: str) -> None:
+    def _add_step(self, escalation_id: str, round: int, step: int, call: str, wait: float) -> None:
+        """The step's row (pending), its job, and its watchdog (see `_watchdog`)."""
         added = self.table.add_step(
             {
                 "escalation_id": escalation_id,
@@ -873,12 +987,17 @@ class EscalationService:
             }
         )
         if added:
+            where = {"escalation_id": escalation_id, "round": round, "step": step}
+            self.jobs.add(
+                NewJob(STEP, where, lane=STEP_LANE, dedupe=_step_dedupe(escalation_id, round, step))
+            )
             self.jobs.add(
                 NewJob(
-                    STEP,
-                    {"escalation_id": escalation_id, "round": round, "step": step},
-                    lane=STEP_LANE,
-                    dedupe=f"{STEP}:{escalation_id}:{round}:{step}",
+                    TIMEOUT,
+                    where | {"watchdog": True},
+                    lane=LANE,
+                    dedupe=f"{TIMEOUT}:{escalation_id}:{round}:{step}:watchdog",
+                    run_at=time.time() + wait + WATCHDOG_MARGIN,
                 )
             )
 
@@ -890,6 +1009,8 @@ class EscalationService:
         try:
             return await self.phonebook.contact(call)
         except Exception as exc:  # an unexpected failure must not stall the chain
+            if is_transient(exc):
+                raise  # Slack down and no number kept: the job tries again (the watchdog bounds it)
             log.exception("reading the phone of %s failed", call)
             return Contact(phone=None, problem=f"their profile could not be read ({exc})")
 
@@ -948,6 +1069,10 @@ class _Stopped(Exception):
     """Undo the transaction: the escalation stopped, or another run did this first."""
 
 
+class _Ended(_Stopped):
+    """Undo the transaction: the escalation has ended (acknowledged, resolved)."""
+
+
 class _NotAllowed(Exception):
     """The calling rules keep a step's call back: how the step ends (`outcome`), why
     (`detail`: the masked number on the opt-out list, or the window and zone), and when
@@ -982,6 +1107,11 @@ def _window_words(consent: Consent, phone: str, workflow: Workflow) -> str:
 
 def _position(payload: dict[str, Any]) -> tuple[str, int, int]:
     return str(payload["escalation_id"]), int(payload["round"]), int(payload["step"])
+
+
+def _step_dedupe(escalation_id: str, round: int, step: int) -> str:
+    """The dedupe key of a step's `escalation.step` job."""
+    return f"{STEP}:{escalation_id}:{round}:{step}"
 
 
 def _is_user(call: str) -> bool:

@@ -141,8 +141,9 @@ class AlertGroup:
     message: str  # the escalation's message: what fires, its summary, severity, instance
     alert_count: int  # alerts in this notification, truncated ones included
     firing_count: int
-    # When the longest-firing of its firing alerts started (None: none says): an alert
-    # that started after an acknowledgement is a new episode, not a repeat.
+    # When the longest-firing of its firing alerts started (None: none says): alerts
+    # that all started after someone acknowledged (or resolved in Slack) the group's
+    # escalation are a new episode, not a repeat.
     firing_since: datetime | None = None
 
     @property

@@ -96,9 +96,9 @@ def _read(entry: Any, index: int) -> tuple[PolicyDraft | None, str]:
             early.append(Issue("steps", "expected call: and wait: (e.g. wait: 5m)", number))
             steps.append(StepDraft(None, ""))  # refused above
             continue
-        # A number written without quotes comes back from YAML as an int: read its digits.
-        call = step.get("call")
-        steps.append(StepDraft(_text(call), _text(step.get("wait"))))
+        # A number written without quotes comes back from YAML as an int: read its digits
+        # (for `call` only: `wait: 300`, an int too, is 300 seconds).
+        steps.append(StepDraft(_phone_text(step.get("call")), _text(step.get("wait"))))
     urgent = entry.get("urgent", False)
     if not isinstance(urgent, bool):
         early.append(Issue("urgent", f"urgent {str(urgent)[:20]!r} is not true or false"))
@@ -119,9 +119,14 @@ def _read(entry: Any, index: int) -> tuple[PolicyDraft | None, str]:
 def _text(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"+{value}"  # `call: +2348076960623` unquoted is read as a number
     return str(value).strip()
+
+
+def _phone_text(value: Any) -> str:
+    """A step's `call`: `call: +2348076960623` unquoted is read by YAML as a number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"+{value}"
+    return _text(value)
 
 
 def masked(text: str) -> str:

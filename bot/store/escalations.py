@@ -141,19 +141,30 @@ class EscalationStore:
         step: int,
         allowed_from: Iterable[str],
         to: str,
+        *,
+        outcome_from: str | None = None,
         **fields: Any,
     ) -> dict[str, Any] | None:
-        """Move a step to `to` only from one of `allowed_from`: the row lock that calls a
-        step at most once. Returns it updated, or None when it was not in those states."""
+        """Move a step to `to` only from one of `allowed_from` (and, when `outcome_from` is
+        given, only while its outcome is that one): the row lock that calls a step at most
+        once. Returns it updated, or None when it was not in those states."""
         sources = list(allowed_from)
         updates = {"state": to, **fields}
         assignments = ", ".join(f"{name} = ?" for name in updates)
         marks = ",".join("?" for _ in sources)
+        outcome = " AND outcome = ?" if outcome_from is not None else ""
         with self.db.write():
             cursor = self.db.execute(
                 f"UPDATE escalation_steps SET {assignments} WHERE escalation_id = ? "
-                f"AND round = ? AND step = ? AND state IN ({marks})",
-                [*updates.values(), escalation_id, round, step, *sources],
+                f"AND round = ? AND step = ? AND state IN ({marks}){outcome}",
+                [
+                    *updates.values(),
+                    escalation_id,
+                    round,
+                    step,
+                    *sources,
+                    *([outcome_from] if outcome_from is not None else []),
+                ],
             )
             return self.step(escalation_id, round, step) if cursor.rowcount == 1 else None
 

@@ -11,8 +11,9 @@ the calls. The answers (JSON, `error` naming what is wrong):
 - firing, no policy named (query `policy`, label `robocall_policy`): 422;
 - firing, a policy that does not exist: 404 naming it;
 - firing: 200, `created` true and the escalation's id; the same group again while its
-  escalation runs, or after someone acknowledged it and before the group resolved:
-  200, `created` false, nothing changed;
+  escalation runs, or after someone acknowledged or resolved it in Slack and before the
+  group resolved: 200, `created` false, nothing changed (an escalation that ended with
+  nobody acknowledging holds nothing: the group's next notification pages again);
 - resolved: 200, the escalation it stopped, or that none was running.
 
 Alertmanager retries 5xx answers and gives up on 4xx, so every refusal is a 4xx
@@ -88,14 +89,19 @@ async def alert_webhook(request: Request) -> Response:
         )
     store = runtime.store
     with store.write():  # the look at the episode and the start: one transaction
-        if held := acknowledged_episode(runtime.escalations, store.meta, group):
+        if held := held_episode(runtime.escalations, store.meta, group):
+            how = (
+                "acknowledged"
+                if held.status == EscalationStatus.ACKNOWLEDGED
+                else "resolved in Slack"
+            )
             return JSONResponse(
                 {
                     "ok": True,
                     "created": False,
                     "escalation": held.id,
                     "group_key": group.group_key,
-                    "detail": f"escalation {held.id} of this alert group was acknowledged; "
+                    "detail": f"escalation {held.id} of this alert group was {how}; "
                     "nothing changed until the group resolves",
                 }
             )
@@ -123,20 +129,31 @@ async def alert_webhook(request: Request) -> Response:
     return JSONResponse(answer)
 
 
-def acknowledged_episode(
+# Who an alert's own `resolved` notification says resolved its escalation.
+ALERT_RESOLVERS = frozenset({"Alertmanager", "Grafana"})
+
+
+def held_episode(
     escalations: EscalationService, meta: MetaStore, group: AlertGroup
 ) -> EscalationRecord | None:
-    """The group's escalation, if someone acknowledged it and the group has kept firing
-    since: Alertmanager sends a firing group again (`group_interval` when an alert joins,
-    `repeat_interval`), and the person on it must not be called again for it. A group
-    whose every firing alert started after the acknowledgement is a new episode (it
-    resolved meanwhile without saying so, e.g. `send_resolved: false`)."""
+    """The group's escalation, if a person ended it (acknowledged it, or resolved it in
+    Slack) and the group has kept firing since: Alertmanager sends a firing group again
+    (`group_interval` when an alert joins, `repeat_interval`), and nobody must be called
+    again for it. A group whose every firing alert started after that is a new episode
+    (it resolved meanwhile without saying so, e.g. `send_resolved: false`). An escalation
+    that ended with nobody acknowledging (exhausted) holds nothing: the next notification
+    starts the chain again, since nobody is on it yet."""
     episode = meta.get(EPISODE + group.group_key)
     record = escalations.get(episode) if episode else None
-    if record is None or record.status != EscalationStatus.ACKNOWLEDGED:
+    if record is None:
         return None
-    acknowledged = datetime.fromisoformat(record.ended_at) if record.ended_at else None
-    if group.firing_since and acknowledged and group.firing_since > acknowledged:
+    by_a_person = record.status == EscalationStatus.ACKNOWLEDGED or (
+        record.status == EscalationStatus.RESOLVED and record.ended_by not in ALERT_RESOLVERS
+    )
+    if not by_a_person:
+        return None
+    ended = datetime.fromisoformat(record.ended_at) if record.ended_at else None
+    if group.firing_since and ended and group.firing_since > ended:
         return None
     return record
 
