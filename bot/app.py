@@ -203,8 +203,6 @@ async def open_runtime(settings: Settings, store: Store | None = None) -> AsyncI
         campaigns = CampaignService(service, pace=lambda p: campaign_pace(settings, p))
         campaigns.listeners.append(slack_app.campaign_notifier(slack))
         slack.campaigns = campaigns
-        # ESCALATION_POLICIES_FILE: refusals are logged and shown to admins; the rest load.
-        await escalation_policies.load_file_at_start(slack)
         yield Runtime(
             settings=settings,
             store=store,
@@ -262,6 +260,10 @@ def job_kinds(runtime: Runtime) -> dict[str, Kind]:
 
 def make_worker(runtime: Runtime) -> Worker:
     """A worker over the runtime's database, with its first refresh queued."""
+    # ESCALATION_POLICIES_FILE is loaded by the worker only, as its first job (refusals
+    # are logged and shown to admins; the rest load): the web reads policies from the
+    # database, so each start reads every user's profile once, not once per process.
+    runtime.jobs.add(escalation_policies.load_job())
     runtime.jobs.add(refresh_workflows_job())
     return Worker(
         runtime.jobs,

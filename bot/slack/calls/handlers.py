@@ -22,11 +22,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot import logsafety
+from bot.core.escalation import Contact
 from bot.core.models import RequestRecord
 from bot.core.orders import InvalidOrder, Problem
 from bot.core.requests import CallOrder, NotPossible
 from bot.input import schedules
-from bot.input.phones import PhoneNumberError, to_e164
 from bot.input.recipients import (
     RecipientLine,
     RecipientsError,
@@ -38,6 +38,8 @@ from bot.slack.calls import confirm, views
 from bot.slack.context import SlackContext
 from bot.slack.ids import DEFAULT_VOICE, ActionId, BlockId, CallbackId
 from bot.slack.interaction import Interaction, UserError, listener
+from bot.slack.profiles import Problem as ProfileProblem
+from bot.slack.profiles import read_profiles
 from bot.text import outside, outside_plain
 
 FIELD_BLOCKS: dict[str, str] = {"workflow": BlockId.WORKFLOW, "voice": BlockId.VOICE}
@@ -53,9 +55,9 @@ ZONE_MAX_AGE = 12 * 3600.0
 AT = "at"  # where a pending (confirm-first) order keeps its scheduled time
 
 # `@user` recipients: the number is the `phone` of the user's Slack profile, read with
-# users.info before the ack (several users at once, all within PROFILE_TIMEOUT) and kept
-# in the database for PROFILE_MAX_AGE. Only a usable number is kept, so a user who has
-# just added one to their profile is not refused from the cache.
+# users.info before the ack (bot/slack/profiles.py: several users at once, all within
+# PROFILE_TIMEOUT) and kept in the database for PROFILE_MAX_AGE. Only a usable number is
+# kept, so a user who has just added one to their profile is not refused from the cache.
 PROFILE_TIMEOUT = 1.0
 PROFILE_MAX_AGE = 600.0
 USERS = "recipient_users"  # where a pending order keeps which recipient was which user
@@ -469,69 +471,34 @@ async def _with_profile_phones(
     users = {line.user for line in lines if line.user}
     if not users:
         return lines, []
-    profiles = await _profile_phones(ctx, sorted(users))
+    profiles = await read_profiles(
+        ctx, sorted(users), within=PROFILE_TIMEOUT, max_age=PROFILE_MAX_AGE
+    )
     kept: list[RecipientLine] = []
     problems: list[str] = []
-    region = ctx.settings.default_phone_region
     for line in lines:
         if not line.user:
             kept.append(line)
             continue
         where, who = f"{label} {line.line}", f"<@{line.user}>"
         profile = profiles[line.user]
-        if isinstance(profile, BaseException):
+        if isinstance(profile, Contact) and profile.phone:
+            kept.append(line.with_phone(profile.phone))
+        elif isinstance(profile, ProfileProblem) and profile.kind == "none":
+            problems.append(
+                f"{where}: {who} has no phone number in their Slack profile; {ADD_PHONE}"
+            )
+        elif isinstance(profile, ProfileProblem) and profile.kind == "invalid":
+            problems.append(
+                f"{where}: the phone number in {who}'s Slack profile is not a valid number; "
+                f"{ADD_PHONE} (with its country code, e.g. +2348076960623)"
+            )
+        else:
             problems.append(
                 f"{where}: could not read {who}'s profile from Slack just now; "
                 "try again or give the number"
             )
-        elif not profile:
-            problems.append(
-                f"{where}: {who} has no phone number in their Slack profile; {ADD_PHONE}"
-            )
-        else:
-            try:
-                e164 = to_e164(profile, region)
-            except PhoneNumberError:
-                problems.append(
-                    f"{where}: the phone number in {who}'s Slack profile is not a valid number; "
-                    f"{ADD_PHONE} (with its country code, e.g. +2348076960623)"
-                )
-            else:
-                ctx.slack_store.keep_user_phone(line.user, profile)
-                kept.append(line.with_phone(e164))
     return kept, problems
-
-
-async def _profile_phones(
-    ctx: SlackContext, users: Sequence[str]
-) -> dict[str, str | BaseException]:
-    """Each user's profile phone ('' when none): kept, else read with users.info, all
-    the users at once and within one PROFILE_TIMEOUT; an exception where Slack was slow
-    or refused."""
-    found: dict[str, str | BaseException] = {}
-    missing: list[str] = []
-    for user in users:
-        phone = ctx.slack_store.user_phone(user, PROFILE_MAX_AGE)
-        if phone is None:
-            missing.append(user)
-        else:
-            found[user] = phone
-    if not missing:
-        return found
-    deadline = asyncio.get_running_loop().time() + PROFILE_TIMEOUT
-
-    async def read(user: str) -> str:
-        async with asyncio.timeout_at(deadline):
-            answer = await ctx.client.users_info(user=user)
-        profile = (answer.get("user") or {}).get("profile") or {}
-        return str(profile.get("phone") or "").strip()
-
-    answers = await asyncio.gather(*(read(u) for u in missing), return_exceptions=True)
-    for user, answer in zip(missing, answers, strict=True):
-        if isinstance(answer, BaseException):
-            log.info("no profile for %s from users.info (%s)", user, type(answer).__name__)
-        found[user] = answer
-    return found
 
 
 def _with_at(payload: dict[str, Any], at: datetime | None) -> dict[str, Any]:

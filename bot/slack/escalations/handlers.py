@@ -1,13 +1,14 @@
 """Slack listeners for escalation policies: `/robocall escalations` (the list with *New
 policy*, *Edit*, *Delete*, *Test*), the policy modal, and the *Escalate by phone*
-message shortcut; and the loading of ESCALATION_POLICIES_FILE at start.
+message shortcut; and the loading of ESCALATION_POLICIES_FILE (the worker, at start).
 
 Every policy is checked before the ack (`bot/core/policy_checks.py`): the modal shows
 each problem on its field, naming the step and the value, and nothing is saved. Users'
 phones are read from their Slack profiles with the cached lookup of `@user`
-recipients (`bot/slack/calls/handlers.py`), channels with conversations.info, each
-within a second. Only admins (ADMIN_USER_IDS / ADMIN_USERGROUP_ID; none set: everyone)
-may create, edit or delete; policies kept as code are read-only here.
+recipients (`bot/slack/profiles.py`), channels with conversations.info, each within a
+second. Whatever is said or redrawn after an ack is a job the worker runs. Only admins
+(ADMIN_USER_IDS / ADMIN_USERGROUP_ID; none set: everyone) may create, edit or delete;
+policies kept as code are read-only here.
 """
 
 from __future__ import annotations
@@ -23,18 +24,22 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
+from bot.core.escalation import Contact
 from bot.core.jobs import Job, Kind, NewJob
 from bot.core.policies import Policy
 from bot.core.policy_checks import Issue, PolicyChecker, PolicyDraft, StepDraft
 from bot.input.phones import PhoneNumberError, to_e164
 from bot.input.policies_file import file_refusals, load_policies_file
 from bot.slack.blocks import Message, done_modal
-from bot.slack.calls.handlers import PROFILE_MAX_AGE, _profile_phones
+from bot.slack.calls.handlers import PROFILE_MAX_AGE, PROFILE_TIMEOUT
 from bot.slack.context import SlackContext
+from bot.slack.escalations import run_views as rv
 from bot.slack.escalations import views as ev
+from bot.slack.escalations.running import LANE, AnswerJobs, tell
 from bot.slack.home.jobs import refresh_job as home_refresh_job
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.interaction import Interaction, UserError, ViewState, listener
+from bot.slack.profiles import read_profiles
 from bot.text import outside, outside_plain
 
 log = logging.getLogger(__name__)
@@ -107,24 +112,25 @@ def opted_out_steps(ctx: SlackContext, policy: Policy) -> list[str]:
             except PhoneNumberError:
                 phone = None
         if phone and ctx.service.consent.is_opted_out(phone):
-            flagged.append(f"step {number}: {ev.who(step.call)} is on the opt-out list")
+            flagged.append(f"step {number}: {rv.who(step.call)} is on the opt-out list")
     return flagged
 
 
 async def profile_phones(ctx: SlackContext, users: Sequence[str]) -> dict[str, Any]:
-    """Each user's profile phone ('' when none, an exception when Slack could not say),
-    through the `@user` recipients' cached lookup; a usable number is kept for a while."""
-    cached = {u for u in users if ctx.slack_store.user_phone(u, PROFILE_MAX_AGE) is not None}
-    found = await _profile_phones(ctx, list(users))
-    for user, phone in found.items():
-        if user in cached or not isinstance(phone, str) or not phone:
-            continue  # a kept number is not kept again: it would never expire
-        try:  # only a usable number is kept, as for `@user` recipients
-            to_e164(phone, ctx.settings.default_phone_region)
-        except PhoneNumberError:
-            continue
-        ctx.slack_store.keep_user_phone(user, phone)
-    return found
+    """Each user's profile phone for the checker: the number ('' when none, the raw
+    value when it is not a valid number, an exception when Slack could not say), with
+    the `@user` recipients' lookup (bot/slack/profiles.py: kept for a while, within a
+    second)."""
+    found = await read_profiles(ctx, users, within=PROFILE_TIMEOUT, max_age=PROFILE_MAX_AGE)
+    phones: dict[str, Any] = {}
+    for user, profile in found.items():
+        if isinstance(profile, Contact):
+            phones[user] = profile.phone or ""
+        elif profile.kind == "unreadable":
+            phones[user] = profile.error or TimeoutError()
+        else:
+            phones[user] = profile.raw  # '' for none; the checker says what is wrong
+    return phones
 
 
 async def channel_problem(ctx: SlackContext, channel: str) -> str | None:
@@ -153,12 +159,17 @@ async def channel_problem(ctx: SlackContext, channel: str) -> str | None:
 
 
 async def load_file_at_start(ctx: SlackContext, *, retry: bool = True) -> list[str]:
-    """ESCALATION_POLICIES_FILE, loaded at start (bot/app.py): each policy checked as one
-    saved in Slack is, except the channel (its id's form only: no Slack call per channel
-    at start); refusals are logged and kept for the Home tab. Never raises: the app
-    starts with the good ones. On a first start the provider's workflow list may not be
-    fetched yet, so a refusal then loads the file again once it is (`RELOAD`)."""
+    """ESCALATION_POLICIES_FILE, loaded by the worker as it starts (the `policies.load`
+    job, queued by bot/app.py's make_worker; the web process does not load it): each
+    policy checked as one saved in Slack is, except the channel (its id's form only: no
+    Slack call per channel at start); refusals are logged and kept for the Home tab.
+    Never raises: the app starts with the good ones. On a first start the provider's
+    workflow list may not be fetched yet when the load begins, so a refusal then loads
+    the file again once it is (`RELOAD`)."""
     path = ctx.settings.escalation_policies_file
+    # Whether the lists were fetched when the load began: one fetched while it reads the
+    # profiles does not make its refusals final.
+    unfetched = _workflows_unfetched(ctx)
     try:
         refusals = await load_policies_file(
             path, ctx.store, checker(ctx), phones=partial(profile_phones, ctx)
@@ -166,14 +177,22 @@ async def load_file_at_start(ctx: SlackContext, *, retry: bool = True) -> list[s
     except Exception:
         log.exception("ESCALATION_POLICIES_FILE: could not be loaded")
         return []
-    if refusals and retry and _workflows_unfetched(ctx):
+    if refusals and retry and unfetched:
         ctx.jobs.add(reload_job(0))
     return refusals
 
 
+LOAD = "policies.load"
 RELOAD = "policies.reload"
+REDRAW = "policies.redraw"
 RELOAD_EVERY = 2.0  # seconds between looks at whether the workflow lists are fetched
 RELOAD_TRIES = 150  # five minutes; then the refusals stand (until the next start)
+
+
+def load_job() -> NewJob:
+    """Load ESCALATION_POLICIES_FILE (queued by the worker as it starts, bot/app.py: the
+    web process only reads the policies from the database)."""
+    return NewJob(LOAD, {}, lane="default", dedupe=LOAD)
 
 
 def reload_job(tries: int) -> NewJob:
@@ -200,8 +219,23 @@ class PolicyFileReload:
             return
         await load_file_at_start(self.ctx, retry=False)
 
+    async def run_at_start(self, job: Job) -> None:
+        await load_file_at_start(self.ctx)
+
+    async def redraw(self, job: Job) -> None:
+        """The list message a modal was opened from, as it is now (after its ack)."""
+        user, response_url = job.payload["user"], job.payload["response_url"]
+        listing = await policies_message(self.ctx, user)
+        respond = AsyncRespond(response_url=response_url)
+        await respond(replace_original=True, text=listing.text, blocks=listing.blocks)
+
     def kinds(self) -> dict[str, Kind]:
-        return {RELOAD: Kind(self.run, "default", max_attempts=3)}
+        """This module's jobs, and the answers to clicks (bot/slack/escalations/running.py)."""
+        return {
+            LOAD: Kind(self.run_at_start, "default", max_attempts=3),
+            RELOAD: Kind(self.run, "default", max_attempts=3),
+            REDRAW: Kind(self.redraw, LANE, max_attempts=5),
+        } | AnswerJobs(self.ctx).kinds()
 
 
 def field_errors(issues: Sequence[Issue]) -> dict[str, str]:
@@ -428,7 +462,7 @@ async def handle_policy_submission(ctx: SlackContext, slack: Interaction) -> Non
             "Policy saved", ev.saved_text(policy, before is None, checked.warnings), ctx.sandbox
         ),
     )
-    await _redraw_list(ctx, slack.user, form.response_url)
+    _redraw_list(ctx, slack.user, form.response_url)
 
 
 # ---------------------------------------------------------------- Delete
@@ -456,56 +490,47 @@ async def handle_policy_delete_submission(ctx: SlackContext, slack: Interaction)
             ctx.store.audit.record(slack.user, "policy.deleted", policy.id, {"name": policy.name})
         text = f"Deleted the escalation policy *{outside(policy.name, ev.NAME)}*."
         await slack.ack(response_action="update", view=done_modal("Deleted", text, ctx.sandbox))
-        await _redraw_list(ctx, slack.user, ref.response_url)
+        _redraw_list(ctx, slack.user, ref.response_url)
         return
     await slack.ack(response_action="update", view=done_modal("Not deleted", text, ctx.sandbox))
 
 
-async def _redraw_list(ctx: SlackContext, user: str, response_url: str | None) -> None:
-    """After the modal's ack: the list message the modal was opened from, as it is now
-    (a failure only leaves the old list: the change is saved)."""
-    if not response_url:
-        return
-    try:
-        listing = await policies_message(ctx, user)
-        respond = AsyncRespond(response_url=response_url)
-        await respond(replace_original=True, text=listing.text, blocks=listing.blocks)
-    except Exception:
-        log.warning("could not redraw the escalation policies list", exc_info=True)
+def _redraw_list(ctx: SlackContext, user: str, response_url: str | None) -> None:
+    """After the modal's ack: the list message the modal was opened from, redrawn by a
+    job (a failure only leaves the old list: the change is saved)."""
+    if response_url:
+        ctx.jobs.add(NewJob(REDRAW, {"user": user, "response_url": response_url}, lane=LANE))
 
 
 # ---------------------------------------------------------------- Test
 
 
-async def _answer(slack: Interaction, text: str) -> None:
-    """After a click's ack: an ephemeral reply where the click was (else a DM)."""
-    if slack.respond is not None and slack.body.get("response_url"):
-        await slack.respond(text=text, response_type="ephemeral", replace_original=False)
-    else:
-        await slack.client.chat_postMessage(channel=slack.user, text=text)
+async def _answer(ctx: SlackContext, slack: Interaction, text: str) -> None:
+    await tell(ctx, slack, text, title="Escalation policy")
 
 
 async def handle_policy_test_action(ctx: SlackContext, slack: Interaction) -> None:
     """*Test*: the policy's escalation, marked as a test (its first step only)."""
     await slack.ack()
     if refusal := ctx.refusal(slack.user, slack.channel):
-        await _answer(slack, refusal)
+        await _answer(ctx, slack, refusal)
         return
     policy = ctx.store.policies.get(slack.value)
     if policy is None:
-        await _answer(slack, GONE)
+        await _answer(ctx, slack, GONE)
         return
     escalations = ctx.escalations
     if escalations is None:
-        await _answer(slack, NOT_RUNNING)
+        await _answer(ctx, slack, NOT_RUNNING)
         return
     record, _ = escalations.start(
         policy, f"Test of {policy.name}", started_by=slack.user, source="test", test=True
     )
     await _answer(
+        ctx,
         slack,
         f":test_tube: Testing *{outside(policy.name, ev.NAME)}*: calling its first step "
-        f"({ev.who(policy.steps[0].call)}) now; follow it in <#{policy.channel}> "
+        f"({rv.who(policy.steps[0].call)}) now; follow it in <#{policy.channel}> "
         f"(`{record.id}`).",
     )
 
@@ -552,17 +577,28 @@ async def handle_escalate_message_submission(ctx: SlackContext, slack: Interacti
         )
     if ctx.escalations is None:
         raise UserError(NOT_RUNNING, block=BlockId.ESCALATE_POLICY)
-    record, _ = ctx.escalations.start(policy, text, started_by=slack.user, source="shortcut")
-    await slack.ack(
-        response_action="update",
-        view=done_modal(
+    # One message, one chain: a second person escalating the same message (two people
+    # in one incident) is shown the escalation already running for it.
+    group = f"message:{form.channel_id}:{form.message_ts}" if form.message_ts else None
+    record, created = ctx.escalations.start(
+        policy, text, started_by=slack.user, source="shortcut", group_key=group
+    )
+    if created:
+        title, said = (
             "Escalating",
             f":rotating_light: Escalating with *{outside(policy.name, ev.NAME)}*: calling "
-            f"{ev.who(policy.steps[0].call)} first. Follow it in <#{policy.channel}> "
+            f"{rv.who(policy.steps[0].call)} first. Follow it in <#{policy.channel}> "
             f"(`{record.id}`).",
-            ctx.sandbox,
-        ),
-    )
+        )
+    else:
+        title, said = (
+            "Already escalating",
+            f":rotating_light: This message is already being escalated: escalation "
+            f"`{record.id}` with *{outside(record.policy_name, ev.NAME)}*, started by "
+            f"{rv.who(record.started_by)}, is calling {rv.who(record.calling)}. "
+            f"Nothing new was started; follow it in <#{record.channel}>.",
+        )
+    await slack.ack(response_action="update", view=done_modal(title, said, ctx.sandbox))
 
 
 # ---------------------------------------------------------------- the Home tab

@@ -23,7 +23,7 @@ from bot.core.escalation import (
     StepRecord,
     elapsed,
 )
-from bot.core.policies import is_user_id
+from bot.core.policies import format_wait, is_user_id
 from bot.input import phones
 from bot.slack.blocks import Message, md, message, note, sandbox_blocks, when
 from bot.slack.ids import ActionId
@@ -39,33 +39,25 @@ SOURCES = {
 }
 
 
-def person(who: str | None) -> str:
-    """A user id as a mention; a masked number as it is; any other text (`Alertmanager`)
-    escaped."""
-    if not who:
+def who(value: str | None) -> str:
+    """Whom a step calls, who started or stopped an escalation, for mrkdwn: a user id as
+    a mention, a number masked (as it is when the core masked it already), any other
+    text (`Alertmanager`) escaped; nobody, `someone`. The one such helper (the policy
+    list, the Home tab and the thread all use it)."""
+    if not value:
         return "someone"
-    if is_user_id(who):
-        return f"<@{who}>"
-    if phones.MASK in who:
-        return who
-    return outside(who, 80)
+    if is_user_id(value):
+        return f"<@{value}>"
+    if phones.MASK in value:
+        return value
+    if value.startswith("+") and value[1:].isdigit():
+        return phones.mask(value)
+    return outside(value, 80)
 
 
-def callee(call: str) -> str:
-    """Whom a step calls: `<@U…>`, or the number masked."""
-    return f"<@{call}>" if is_user_id(call) else phones.mask(call)
-
-
-def duration(seconds: float) -> str:
-    """`45s`, `3m 05s`, `1h 02m`."""
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+def _after(record: EscalationRecord) -> str:
+    """How long it ran, as a policy's waits are written (`45s`, `3m5s`, `1h2m`)."""
+    return format_wait(round(elapsed(record.started_at, record.ended_at)))
 
 
 def position(record: EscalationRecord, step: int, round: int, steps: int, repeat: int) -> str:
@@ -96,21 +88,30 @@ def status_line(
     record: EscalationRecord, steps: Sequence[StepRecord], total: int, repeat: int
 ) -> str:
     """The parent's status: who is being called now and since when, or how it ended."""
-    after = duration(elapsed(record.started_at, record.ended_at))
+    after = _after(record)
     if record.status == EscalationStatus.RUNNING:
         current = next((s for s in steps if (s.round, s.step) == (record.round, record.step)), None)
         where = position(record, record.step, record.round, total, repeat)
         if current is None or current.started_at is None:
-            who = callee(current.call) if current else person(record.calling)
-            return f":telephone_receiver: *Calling* {who} next ({where})"
+            name = who(current.call) if current else who(record.calling)
+            return f":telephone_receiver: *Calling* {name} next ({where})"
         since = when(current.started_at)
-        return f":telephone_receiver: *Calling* {callee(current.call)} ({where}) since {since}"
+        return f":telephone_receiver: *Calling* {who(current.call)} ({where}) since {since}"
     if record.status == EscalationStatus.ACKNOWLEDGED:
         by_call = _acknowledged_on_call(record, steps)
-        how = " (pressed 1 on the call)" if by_call else ""
-        return f":white_check_mark: *Acknowledged* by {person(record.ended_by)}{how} after {after}"
+        late = by_call is not None and bool(by_call.detail)  # pressed after the step's wait
+        how = (
+            (
+                " (pressed 1 on the call, after the step's wait)"
+                if late
+                else " (pressed 1 on the call)"
+            )
+            if by_call
+            else ""
+        )
+        return f":white_check_mark: *Acknowledged* by {who(record.ended_by)}{how} after {after}"
     if record.status == EscalationStatus.RESOLVED:
-        return f":heavy_check_mark: *Resolved* by {person(record.ended_by)} after {after}"
+        return f":heavy_check_mark: *Resolved* by {who(record.ended_by)} after {after}"
     if record.test:
         return f":no_entry: *Test over*: nobody acknowledged the first step (after {after})"
     rounds = f" ({repeat + 1} rounds)" if repeat else ""
@@ -155,7 +156,7 @@ def parent_message(
     title = f":rotating_light: *Escalation* · policy *{outside(record.policy_name, 80)}*{test}"
     status = status_line(record, steps, total, repeat)
     source = SOURCES.get(record.source, outside(record.source, 40))
-    started = f"Started by {person(record.started_by)} via {source}, {when(record.started_at)}"
+    started = f"Started by {who(record.started_by)} via {source}, {when(record.started_at)}"
     blocks: list[Block] = [
         *sandbox_blocks(sandbox),
         md(f"{title}\n{_quoted(record.message)}"),
@@ -225,7 +226,7 @@ def step_reply(
 ) -> Message:
     """One reply per step: who was called, the call's outcome, the key pressed."""
     where = position(record, step.step, step.round, total, repeat).capitalize()
-    who = callee(step.call)
+    called = who(step.call)
     if step.outcome == StepOutcome.NO_PHONE:
         what = f":warning: skipped: {outside(step.detail, 300)}"
     elif step.outcome == StepOutcome.NOT_ORDERED:
@@ -245,12 +246,14 @@ def step_reply(
     else:
         what = _OUTCOMES.get(step.outcome, outside(step.outcome, 40)) if step.outcome else "ended"
     if step.phone and step.is_user:
-        who += f" ({phones.mask(step.phone)})"
-    text = f"{where}: {who} — {what}."
+        called += f" ({phones.mask(step.phone)})"
+    text = f"{where}: {called} — {what}."
     stopped = record.status in (EscalationStatus.ACKNOWLEDGED, EscalationStatus.RESOLVED)
     if step.outcome == StepOutcome.ACKNOWLEDGED:
+        if step.detail:  # e.g. pressed 1 after the step's wait was over
+            text += f" ({outside(step.detail, 200)}.)"
         if stopped and record.ended_by != step.who:
-            text += f" (It was already {record.status} by {person(record.ended_by)}.)"
+            text += f" (It was already {record.status} by {who(record.ended_by)}.)"
     elif record.status == EscalationStatus.RUNNING:
         text += " Moving on."
     elif stopped:
@@ -270,7 +273,7 @@ def fallback_reply(
     """A step's call could not be placed: the fallback workflow is used instead."""
     where = position(record, step.step, step.round, total, repeat).capitalize()
     detail = outside_error(step.detail, 700, secrets)
-    text = f":twisted_rightwards_arrows: {where}: {callee(step.call)} — {detail}"
+    text = f":twisted_rightwards_arrows: {where}: {who(step.call)} — {detail}"
     return message(text, [md(text)])
 
 
@@ -279,11 +282,11 @@ def ended_reply(
 ) -> Message | None:
     """The reply that says how the escalation ended: the loud one when nobody acknowledged
     (saying why nobody was called when the calling rules skipped every step)."""
-    after = duration(elapsed(record.started_at, record.ended_at))
+    after = _after(record)
     if change == Change.ACKNOWLEDGED:
-        text = f":white_check_mark: Acknowledged by {person(record.ended_by)} after {after}."
+        text = f":white_check_mark: Acknowledged by {who(record.ended_by)} after {after}."
     elif change == Change.RESOLVED:
-        text = f":heavy_check_mark: Resolved by {person(record.ended_by)} after {after}."
+        text = f":heavy_check_mark: Resolved by {who(record.ended_by)} after {after}."
     elif change == Change.EXHAUSTED and record.test:
         first = steps[0] if steps else None
         why = (

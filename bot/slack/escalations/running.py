@@ -12,13 +12,14 @@ one edit showing the latest.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import math
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 
 from bot import logsafety
 from bot.core.escalation import (
@@ -29,9 +30,8 @@ from bot.core.escalation import (
     NotPossible,
     StepRecord,
 )
-from bot.core.jobs import NewJob
+from bot.core.jobs import Job, Kind, NewJob
 from bot.core.policies import is_user_id
-from bot.input.phones import PhoneNumberError, to_e164
 from bot.slack.blocks import Message, done_modal
 from bot.slack.context import SlackContext
 from bot.slack.delivery import CANNOT_POST, LANE, Delivery
@@ -39,15 +39,16 @@ from bot.slack.delivery import post_job as delivery_post_job
 from bot.slack.escalations import run_views
 from bot.slack.ids import ActionId
 from bot.slack.interaction import Interaction, UserError, listener
+from bot.slack.profiles import read_profiles
 from bot.text import clip, outside
 
 log = logging.getLogger(__name__)
 
 POST = "escalation.post"
 # A step's phone is read from the user's Slack profile when the step runs; Slack slower
-# than this, the number kept from a read within PROFILE_MAX_AGE is used instead.
+# than this (or failing), the last number kept for the user is used instead.
 PROFILE_TIMEOUT = 5.0
-PROFILE_MAX_AGE = 600.0
+ANSWER = "escalation.answer"
 
 
 def register(app: AsyncApp, ctx: SlackContext) -> None:
@@ -115,7 +116,7 @@ async def handle_escalate_command(ctx: SlackContext, slack: Interaction, rest: s
     record, _ = escalations.start(policy, text, started_by=slack.user, source="command")
     answer = (
         f":rotating_light: Escalation `{record.id}` started with policy "
-        f"*{outside(policy.name, 80)}*: calling {run_views.person(record.calling)} first. "
+        f"*{outside(policy.name, 80)}*: calling {run_views.who(record.calling)} first. "
         f"Follow it in <#{policy.channel}>."
     )
     await slack.ack(text=answer)
@@ -151,17 +152,53 @@ async def _stop(ctx: SlackContext, slack: Interaction, what: str) -> None:
     except NotPossible as exc:
         await slack.ack()
         current = escalations.get(escalation_id)
-        by = f" by {run_views.person(current.ended_by)}" if current and current.ended_by else ""
+        by = f" by {run_views.who(current.ended_by)}" if current and current.ended_by else ""
         text = (
             f"Escalation `{outside(escalation_id, 40)}` was not {what}: {exc.reason}{by}. "
             "Nothing was changed."
         )
-        if slack.respond is not None and slack.body.get("response_url"):
-            await slack.respond(text=text, response_type="ephemeral", replace_original=False)
-        elif slack.body.get("trigger_id"):  # the Home tab: no response_url
-            await slack.open(done_modal("Escalation", text, ctx.sandbox))
+        await tell(ctx, slack, text, title="Escalation")
         return
     await slack.ack()
+
+
+# ---------------------------------------------------------------- answering the clicker
+
+
+def answer_job(user: str, text: str, response_url: str | None) -> NewJob:
+    """An answer to one person, after the ack: ephemeral where they clicked (the click's
+    response_url), else a DM."""
+    return NewJob(ANSWER, {"user": user, "text": text, "response_url": response_url}, lane=LANE)
+
+
+async def tell(ctx: SlackContext, slack: Interaction, text: str, *, title: str) -> None:
+    """After the ack: `text` (the app's mrkdwn) to the clicker only. Where they clicked
+    has a response_url, it is a job (the web only acks and stores); from the Home tab
+    (none, but a trigger id) a small modal, opened now; else a DM, a job too."""
+    text = clip(text, 3000)
+    response_url = slack.body.get("response_url")
+    if not response_url and slack.body.get("trigger_id"):
+        await slack.open(done_modal(title, text, ctx.sandbox))
+        return
+    ctx.jobs.add(answer_job(slack.user, text, response_url))
+
+
+class AnswerJobs:
+    """Runs `escalation.answer` jobs (the worker)."""
+
+    def __init__(self, ctx: SlackContext) -> None:
+        self.ctx = ctx
+
+    async def run(self, job: Job) -> None:
+        payload = job.payload
+        if payload.get("response_url"):
+            respond = AsyncRespond(response_url=payload["response_url"])
+            await respond(text=payload["text"], response_type="ephemeral", replace_original=False)
+        else:
+            await self.ctx.client.chat_postMessage(channel=payload["user"], text=payload["text"])
+
+    def kinds(self) -> dict[str, Kind]:
+        return {ANSWER: Kind(self.run, LANE, max_attempts=5)}
 
 
 # ---------------------------------------------------------------- telling Slack (in the txn)
@@ -285,52 +322,49 @@ class EscalationDelivery(Delivery):
 
 
 ADD_PHONE = "they have no phone number in their Slack profile (ask them to add one)"
+INVALID_PHONE = (
+    "the phone number in their Slack profile is not a valid number "
+    "(it needs its country code, e.g. +2348076960623)"
+)
+
+
+class ProfileUnavailable(Exception):
+    """Slack could not give a user's profile just now and no number of theirs was ever
+    kept: the step's job fails and the worker runs it again (`transient`)."""
+
+    transient = True
 
 
 class SlackPhoneBook:
     """The core's PhoneBook: the `phone` of a user's Slack profile, read with users.info
     when the step runs (so a number changed since the policy was saved is the one
-    called); when Slack does not answer in time, the number kept from a read within
-    the last 10 minutes (the cache `@user` recipients use)."""
+    called; bot/slack/profiles.py). When Slack cannot answer (slow, rate limited, a
+    5xx), the last number kept for them, whatever its age; none kept and the failure
+    may pass, `ProfileUnavailable`, so the step is tried again: a Slack hiccup does not
+    skip the on-call. Only a profile without a usable number skips the step."""
 
     def __init__(self, ctx: SlackContext) -> None:
         self.ctx = ctx
 
     async def contact(self, user_id: str) -> Contact:
-        store = self.ctx.slack_store
-        region = self.ctx.settings.default_phone_region
-        try:
-            async with asyncio.timeout(PROFILE_TIMEOUT):
-                answer = await self.ctx.client.users_info(user=user_id)
-        except Exception as exc:
-            kept = store.user_phone(user_id, PROFILE_MAX_AGE)
-            log.info("no profile for %s from users.info (%s)", user_id, type(exc).__name__)
-            if kept:
-                try:
-                    return Contact(phone=to_e164(kept, region))
-                except PhoneNumberError:
-                    pass
-            return Contact(
-                phone=None, problem="their Slack profile could not be read just now, so no number"
-            )
-        user = answer.get("user") or {}
-        profile = user.get("profile") or {}
-        raw = str(profile.get("phone") or "").strip()
-        name = (
-            str(profile.get("real_name") or user.get("real_name") or "").strip()
-            or str(profile.get("display_name") or "").strip()
-            or None
+        found = await read_profiles(
+            self.ctx, [user_id], within=PROFILE_TIMEOUT, max_age=math.inf, fresh=True
         )
-        if not raw:
-            return Contact(phone=None, name=name, problem=ADD_PHONE)
-        try:
-            phone = to_e164(raw, region)
-        except PhoneNumberError:
-            return Contact(
-                phone=None,
-                name=name,
-                problem="the phone number in their Slack profile is not a valid number "
-                "(it needs its country code, e.g. +2348076960623)",
+        profile = found[user_id]
+        if isinstance(profile, Contact):
+            return profile
+        if profile.kind == "none":
+            return Contact(phone=None, problem=ADD_PHONE)
+        if profile.kind == "invalid":
+            return Contact(phone=None, problem=INVALID_PHONE)
+        if profile.transient:
+            raise ProfileUnavailable(
+                f"Slack could not give the profile of {user_id} just now "
+                f"({type(profile.error).__name__})"
             )
-        store.keep_user_phone(user_id, raw)
-        return Contact(phone=phone, name=name)
+        error = profile.error
+        why = error.response.get("error") if isinstance(error, SlackApiError) else None
+        return Contact(
+            phone=None,
+            problem=f"their Slack profile could not be read ({outside(why or 'refused', 60)})",
+        )

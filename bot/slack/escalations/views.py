@@ -7,7 +7,7 @@ numbers are shown masked (`+234•••••0623`), users as mentions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -29,9 +29,9 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.core.policies import MAX_REPEAT, Policy, PolicyStep, format_wait, is_user_id
-from bot.input.phones import mask
 from bot.providers.base import Voice, Workflow
 from bot.slack.blocks import Message, md, note, plural, sandbox_blocks, when
+from bot.slack.escalations.run_views import who
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.text import clip, outside, outside_plain
 
@@ -75,11 +75,6 @@ class EscalateForm(BaseModel):
 
 
 # ---------------------------------------------------------------- how things read
-
-
-def who(call: str) -> str:
-    """A step's callee for mrkdwn: a user as a mention, a number masked."""
-    return f"<@{call}>" if is_user_id(call) else mask(call)
 
 
 def steps_line(steps: Sequence[PolicyStep]) -> str:
@@ -463,29 +458,41 @@ def escalate_modal(
 # ---------------------------------------------------------------- the Home tab
 
 
-def running_blocks(escalations: Sequence[Any]) -> list[Block]:
-    """The Home tab's running escalations: policy, who is being called, since when, and
-    Acknowledge / Resolve (the same buttons as the parent message)."""
+def is_private_channel(channel: str | None, private: Collection[str] = ()) -> bool:
+    """A channel the Home tab must not quote from: one conversations.info said is private
+    (`private`), or one whose id says so (`G…`, older private channels)."""
+    return bool(channel) and (channel in private or str(channel).startswith("G"))
+
+
+def running_blocks(
+    escalations: Sequence[Any],
+    status: Mapping[str, str] | None = None,
+    private: Collection[str] = (),
+) -> list[Block]:
+    """The Home tab's running escalations, newest first: policy, who is being called and
+    since when (`status`, by escalation id: the parent message's status line, so the
+    time is when the current person's call started), the alert's text, and Acknowledge /
+    Resolve (the same buttons as the parent message). Everyone who opens the tab sees
+    it, so an escalation reporting to a private channel shows its policy and status
+    only, not the alert's text (`is_private_channel`)."""
     blocks: list[Block] = [HeaderBlock(text="Running escalations")]
     if not escalations:
         blocks.append(md("No escalation is running."))
         return blocks
-    for record in escalations[:MAX_RUNNING]:
-        calling = record.calling
-        if not calling:
-            now = "between calls"
-        elif calling[:1] in ("U", "W"):
-            now = f"calling <@{outside(calling, 20)}>"
-        else:  # a number, masked by the core already
-            now = f"calling {outside(calling, 30)}"
+    newest = sorted(escalations, key=lambda r: r.started_at or "", reverse=True)
+    for record in newest[:MAX_RUNNING]:
         test = " · :test_tube: test" if getattr(record, "test", False) else ""
-        since = when(record.started_at) or record.started_at
+        line = (status or {}).get(record.id)
+        if line is None:  # not given: who is being called, and since the start
+            now = f"calling {who(record.calling)}" if record.calling else "between calls"
+            since = when(record.started_at) or record.started_at
+            line = f"{now} · step {record.step + 1}, round {record.round + 1} · since {since}"
+        if is_private_channel(getattr(record, "channel", None), private):
+            text = "_(the alert's text is shown in its private channel only)_"
+        else:
+            text = outside(record.message, 200)
         blocks.append(
-            md(
-                f":rotating_light: *{outside(record.policy_name, NAME)}* · {now} · "
-                f"step {record.step + 1}, round {record.round + 1} · since {since}{test}\n"
-                f"{outside(record.message, 200)}"
-            )
+            md(f":rotating_light: *{outside(record.policy_name, NAME)}* · {line}{test}\n{text}")
         )
         blocks.append(
             ActionsBlock(

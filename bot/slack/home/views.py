@@ -7,7 +7,7 @@ and when (in the reader's own time zone), and the same buttons
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, HeaderBlock
@@ -40,6 +40,8 @@ def home_view(
     escalations: Sequence[Any] = (),
     policy_refusals: Sequence[str] = (),
     campaigns: Sequence[Any] = (),
+    escalation_status: Mapping[str, str] | None = None,
+    private_channels: Collection[str] = (),
 ) -> View:
     """The Home tab: latest requests at a glance, the workflows, and the main actions.
     `voice_of` and `provider_of` (the provider's label, for *Check with …*) are by
@@ -63,7 +65,13 @@ def home_view(
         HeaderBlock(text="Robocall"),
         ActionsBlock(block_id="home_actions", elements=actions),
     ]
-    blocks += escalation_section(escalations, policy_refusals, can_manage=can_manage)
+    blocks += escalation_section(
+        escalations,
+        policy_refusals,
+        can_manage=can_manage,
+        status=escalation_status,
+        private=private_channels,
+    )
     blocks.append(HeaderBlock(text="Latest requests"))
     if not requests:
         blocks.append(md("No requests yet: send one above or with `/robocall` in a channel."))
@@ -121,11 +129,17 @@ def workflows_file_blocks(refused: Sequence[str], *, can_manage: bool) -> list[B
 
 
 def escalation_section(
-    escalations: Sequence[Any], policy_refusals: Sequence[str], *, can_manage: bool
+    escalations: Sequence[Any],
+    policy_refusals: Sequence[str],
+    *,
+    can_manage: bool,
+    status: Mapping[str, str] | None = None,
+    private: Collection[str] = (),
 ) -> list[Block]:
-    """Running escalations (policy, who is being called, since when) with Acknowledge and
+    """Running escalations, newest first (policy, who is being called and since their
+    call started, the alert's text unless its channel is private) with Acknowledge and
     Resolve; for admins, what ESCALATION_POLICIES_FILE refused at start."""
-    blocks = escalation_views.running_blocks(escalations)
+    blocks = escalation_views.running_blocks(escalations, status, private)
     if can_manage:
         blocks += escalation_views.refused_blocks(policy_refusals)
     return blocks
