@@ -561,6 +561,25 @@ class Consent:
         opens = self.next_open(phone, workflow, at)
         return opens if opens > at + timedelta(seconds=1) else None
 
+    def common_opening(
+        self, numbers: Iterable[str], workflow: Workflow | None, now: datetime
+    ) -> datetime | None:
+        """The first moment from `now` inside the calling hours of every one of these
+        numbers (`now` itself when they all are now; aware UTC): the intersection of all
+        their zones' windows, so a request whose recipients are in several zones waits
+        for a time that suits each of them. None when no such moment comes within the
+        horizon (their windows do not overlap)."""
+        now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+        hours = self.hours_for(workflow)
+        if hours.always:
+            return now
+        names: set[str] = set()
+        for phone in numbers:
+            names |= set(zones_for(phone) or ("UTC",))
+        if not names:
+            return now
+        return _opening(tuple(sorted(names)), hours, now)
+
     def waits_until_many(
         self,
         numbers: Iterable[str],
@@ -603,23 +622,6 @@ class Consent:
         except NoCallingHours as exc:
             return str(exc)
 
-    def refusal(
-        self,
-        phone: str,
-        *,
-        source: str,
-        at: datetime,
-        exclude_request: str | None = None,
-        pending: bool = True,
-    ) -> Refusal | None:
-        """Why this number may not be called at `at` (opt-out list, then frequency cap),
-        or None. `exclude_request`: the request being dialled (its own calls do not
-        count); `pending`: count calls accepted but not dialled yet (at acceptance)."""
-        found = self.refusals(
-            [(phone, at)], source=source, exclude_request=exclude_request, pending=pending
-        )
-        return found.get(phone)
-
     def refusals(
         self,
         calls: Sequence[tuple[str, datetime]],
@@ -628,8 +630,11 @@ class Consent:
         exclude_request: str | None = None,
         pending: bool = True,
     ) -> dict[str, Refusal]:
-        """`refusal` for many (number, when) at once, in a few queries (an order of
-        thousands is checked before its ack): number → why it may not be called."""
+        """Why each of these numbers may not be called at its time (opt-out list, then
+        frequency cap), in a few queries (an order of thousands is checked before its
+        ack): number → its refusal, for those refused. `exclude_request`: the request
+        being dialled (its own calls do not count); `pending`: count calls accepted but
+        not dialled yet (at acceptance)."""
         if not calls:
             return {}
         found: dict[str, Refusal] = {}
@@ -680,14 +685,6 @@ class Consent:
             f"again from {_utc_words(allowed)}",
             allowed_at=allowed,
         )
-
-    def hours_refusal(self, phone: str, workflow: Workflow | None) -> Refusal | None:
-        """A number whose calling hours never open (an empty intersection): refused."""
-        try:
-            self.next_open(phone, workflow, datetime.now(UTC))
-        except NoCallingHours as exc:
-            return Refusal(phone, RULE_HOURS, str(exc))
-        return None
 
     # ------------------------------------------------------------ helpers
 

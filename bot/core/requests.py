@@ -21,8 +21,8 @@ from typing import Any
 
 from bot import failpoints
 from bot.core.consent import (
-    ESCALATION_SOURCE,
     OPT_OUT_DIGIT,
+    RULE_HOURS,
     CallingHours,
     Consent,
     NoCallingHours,
@@ -278,6 +278,8 @@ class CallService:
                 for record, chunk in zip(parts, chunks, strict=True):
                     if record is not parts[0]:
                         self.requests.add_part(record, _calls(record, chunk))
+                    if order.urgent:  # ignores calling hours, at the dial too
+                        self.store.consent.mark_urgent(record.id)
                     if any(r.position in checked.waits for r in chunk) and record.scheduled_at:
                         self._waits(record, chunk, workflow)
                     self._accepted(record, chunk, provider.id, order, (record.part - 1) * size)
@@ -397,6 +399,10 @@ class CallService:
             if (moved := self._due(record)) is None:
                 return  # cancelled meanwhile: never dialled
             record = moved
+        elif record.status == RequestStatus.ACCEPTED:
+            # Accepted inside its hours, but reached only now (the worker was down, or its
+            # job waited behind others): it waits again if they are over (RetryLater).
+            self._hold_for_hours(record)
         if record.status == RequestStatus.SENDING:  # the worker sending it died
             self._settle(
                 record.id,
@@ -424,44 +430,108 @@ class CallService:
             return  # every recipient refused just before the dial: nobody to call
         await self._submit(record, provider)
 
-    def _hold_for_hours(self, record: RequestRecord) -> None:
-        """A scheduled request due now whose recipients are outside their calling hours
-        (the app was down past their window, or the workflow's hours changed) waits
-        again: it is rescheduled at the latest of their openings (compare-and-set, so a
-        cancel still wins), and RetryLater raised. Escalations go on: they cannot wait."""
-        if record.source.startswith(ESCALATION_SOURCE):
+    def _hold_for_hours(self, record: RequestRecord, *, may_drop: bool = True) -> None:
+        """Just before a request is dialled (scheduled and due, or accepted and reached
+        only now: the app was down past its recipients' window, its job waited behind
+        others or behind the provider's rate limit, or the workflow's hours changed):
+        when any recipient is outside their calling hours it waits again. SCHEDULED or
+        ACCEPTED → SCHEDULED (compare-and-set, so a cancel still wins) at the first moment
+        inside every recipient's window, its channel message saying until when, and
+        RetryLater raised. Only an urgent request (an urgent escalation) ignores hours.
+
+        A part whose recipients' windows no longer share a moment (the workflow's hours
+        changed since it was accepted) cannot wait for all of them: those inside their
+        hours now are dialled, and the others recorded as not called (calling hours),
+        saying when theirs open; when nobody is inside now, it waits for the first
+        opening. `may_drop` False (the order is already built): it only waits."""
+        if self.store.consent.is_urgent(record.id):
             return
         workflow = self.store.workflows.get(record.workflow_id) if record.workflow_id else None
+        if self.consent.hours_for(workflow).always:
+            return  # 00:00-24:00: nothing to wait for
         now = datetime.now(UTC)
-        opens: list[datetime] = []
-        windows: dict[str, None] = {}
+        waiting: dict[int, tuple[str, datetime]] = {}
+        members: list[str] = []
         for call in self.requests.calls(record.id):
+            if _kept_back(call):
+                continue
             try:
                 until = self.consent.waits_until(call.phone_number, workflow, now)
             except NoCallingHours:
                 continue  # accepted before its hours changed: the dial itself decides
+            members.append(call.phone_number)
             if until is not None:
-                opens.append(until)
-                windows[self.consent.describe_window(call.phone_number, workflow)] = None
-        if not opens:
+                waiting[call.position] = (call.phone_number, until)
+        if not waiting:
             return
-        at = max(opens).astimezone(UTC).isoformat(timespec="seconds")
+        opens = self.consent.common_opening(members, workflow, now)
+        if opens is None:  # no moment inside every recipient's window
+            if may_drop and len(waiting) < len(members):
+                self._not_called_for_hours(record, workflow, waiting)
+                return
+            opens = min(until for _, until in waiting.values())
+        at = opens.astimezone(UTC).isoformat(timespec="seconds")
+        windows = dict.fromkeys(
+            self.consent.describe_window(phone, workflow) for phone, _ in waiting.values()
+        )
         with self.store.write():
             moved = self.requests.transition(
-                record.id, [RequestStatus.SCHEDULED], RequestStatus.SCHEDULED, scheduled_at=at
+                record.id,
+                [RequestStatus.SCHEDULED, RequestStatus.ACCEPTED],
+                RequestStatus.SCHEDULED,
+                scheduled_at=at,
             )
             if moved is None:
-                return  # cancelled meanwhile: `place` finds it so
-            why = "; ".join(list(windows)[:3])
+                return  # cancelled (or taken) meanwhile: `place` finds it so
+            why = "; ".join(list(windows)[:3]) + ("; …" if len(windows) > 3 else "")
             self.store.consent.note_wait(record.id, at, why)
             self.store.audit.record(
                 "consent",
                 "request.waits_for_calling_hours",
                 record.id,
-                {"opens_at": at, "window": why, "was_due": record.scheduled_at},
+                {
+                    "opens_at": at,
+                    "window": why,
+                    "was_due": record.scheduled_at or record.created_at,
+                },
             )
             self._changed(moved, Event.PROGRESS)
-        raise RetryLater(max(0.0, max(opens).timestamp() - time.time()), "outside calling hours")
+        raise RetryLater(max(0.0, opens.timestamp() - time.time()), "outside calling hours")
+
+    def _not_called_for_hours(
+        self,
+        record: RequestRecord,
+        workflow: Workflow | None,
+        waiting: Mapping[int, tuple[str, datetime]],
+    ) -> None:
+        """Record these recipients as not called (calling hours), each saying when theirs
+        open, with the audit row: the others of the part are dialled now."""
+        reasons = {
+            position: f"{phones.mask(phone)} is outside its calling hours "
+            f"({self.consent.describe_window(phone, workflow)}) and shares none with the "
+            f"others of its request, so it is not called; its hours open at "
+            f"{until.astimezone(UTC):%Y-%m-%d %H:%M} UTC: send it again then"
+            for position, (phone, until) in waiting.items()
+        }
+        results = {
+            position: {
+                "provider_call_id": None,
+                "outcome": CallOutcome.CANCELLED,
+                "provider_status": f"{NOT_CALLED}: {RULE_HOURS}",
+                "duration": None,
+                "key_pressed": None,
+            }
+            for position in waiting
+        }
+        with self.store.write():
+            self.requests.record_results(record.id, results)
+            self.store.audit.record(
+                "consent",
+                "request.not_called",
+                record.id,
+                {"calls": [f"{p}: {r}" for p, r in sorted(reasons.items())]},
+            )
+            self._changed(record, Event.PROGRESS)
 
     def _not_called(self, record: RequestRecord) -> bool:
         """Before every dial: a recipient put on the opt-out list, or over the frequency
@@ -514,6 +584,13 @@ class CallService:
             current = self.requests.get(record.id)
             if current is not None and current.status == RequestStatus.SENDING:
                 return  # our own retry after a 429/503: still the same single submit
+            if current is not None:
+                # At the dial itself: a wait for the provider's rate limit may have run
+                # past the recipients' calling hours. The order is built: only wait.
+                try:
+                    self._hold_for_hours(current, may_drop=False)
+                except RetryLater as held:
+                    raise _Held(held) from None
             if (
                 self.requests.transition(record.id, [RequestStatus.ACCEPTED], RequestStatus.SENDING)
                 is None
@@ -525,6 +602,8 @@ class CallService:
             ref = await provider.submit(order, before_send=mark_sending)
         except _AlreadyTaken:
             return
+        except _Held as held:  # outside calling hours at the dial: nothing was sent
+            raise held.retry from None
         except OutcomeUnknownError as exc:
             self._settle(
                 record.id,
@@ -1105,6 +1184,14 @@ def describe_failure(exc: ProviderError, provider: Provider) -> str:
     if isinstance(exc, RefusedError):
         return f"{label} refused the request, so nobody was called: {exc.message}"
     return f"{label} failed ({exc.message}); nobody was called."
+
+
+class _Held(Exception):
+    """Raised from `before_send`: the request waits for calling hours; nothing was sent."""
+
+    def __init__(self, retry: RetryLater) -> None:
+        super().__init__(str(retry))
+        self.retry = retry
 
 
 class _AlreadyTaken(Exception):

@@ -1,7 +1,8 @@
 """Calling responsibly, its tables (migration step 10): the opt-out list, each workflow's
 calling hours and press-9 option (kept here too, because a workflow kept at its provider
 comes back from a refresh without them), and the note of which request parts wait for
-their calling hours. The frequency cap counts from `requests` and `calls`."""
+their calling hours; and (migration step 12) which requests ignore calling hours,
+`requests.urgent`. The frequency cap counts from `requests` and `calls`."""
 
 from __future__ import annotations
 
@@ -92,23 +93,6 @@ class ConsentStore:
 
     # ------------------------------------------------------------ the frequency cap
 
-    def call_times(
-        self,
-        phone: str,
-        since: datetime,
-        until: datetime,
-        *,
-        exclude_request: str | None = None,
-        pending: bool = True,
-    ) -> list[datetime]:
-        """When each campaign or request call to this number (not escalations) was or
-        will be dialled, within (since, until]: a request's scheduled time, else when it
-        was accepted. Calls kept from being dialled (`not called…`) do not count."""
-        found = self.call_times_many(
-            [phone], since, until, exclude_request=exclude_request, pending=pending
-        )
-        return found.get(phone, [])
-
     def call_times_many(
         self,
         numbers: Iterable[str],
@@ -118,7 +102,10 @@ class ConsentStore:
         exclude_request: str | None = None,
         pending: bool = True,
     ) -> dict[str, list[datetime]]:
-        """`call_times` for many numbers at once (500 a query): number → times."""
+        """When each campaign or request call to these numbers (not escalations) was or
+        will be dialled, within (since, until]: a request's scheduled time, else when it
+        was accepted; calls kept from being dialled (`not called…`) do not count. 500
+        numbers a query: number → times."""
         statuses = DIALLED + (PENDING if pending else ())
         marks = ",".join("?" * len(statuses))
         wanted = list(dict.fromkeys(numbers))
@@ -180,6 +167,17 @@ class ConsentStore:
         if rules is None or workflow.read_only:
             return workflow
         return workflow.model_copy(update={"calling_hours": rules[0], "press_9_to_stop": rules[1]})
+
+    # ------------------------------------------------------------ urgent requests
+
+    def mark_urgent(self, request_id: str) -> None:
+        """This request (an urgent escalation's) ignores calling hours, at its dial too
+        (`requests.urgent`, migration step 12; inside the caller's transaction)."""
+        self.db.execute("UPDATE requests SET urgent = 1 WHERE id = ?", [request_id])
+
+    def is_urgent(self, request_id: str) -> bool:
+        row = self.db.execute("SELECT urgent FROM requests WHERE id = ?", [request_id]).fetchone()
+        return bool(row and row[0])
 
     # ------------------------------------------------------------ waiting parts
 

@@ -397,6 +397,24 @@ def _v11_campaigns(db: Database) -> None:
     )
 
 
+def _v12_urgent_requests(db: Database) -> None:
+    """Which requests ignore calling hours (an urgent escalation's), checked again just
+    before the dial (bot/core/requests.py). Those an urgent policy ordered before this
+    step are found through its escalation's policy, so they keep ignoring them."""
+    db.execute("ALTER TABLE requests ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """UPDATE requests SET urgent = 1 WHERE source LIKE 'escalation%' AND id IN (
+            SELECT s.request_id FROM escalation_steps s
+              JOIN escalations e ON e.id = s.escalation_id
+              WHERE json_extract(e.policy, '$.urgent') = 1 AND s.request_id IS NOT NULL
+            UNION
+            SELECT s.fallback_request_id FROM escalation_steps s
+              JOIN escalations e ON e.id = s.escalation_id
+              WHERE json_extract(e.policy, '$.urgent') = 1
+              AND s.fallback_request_id IS NOT NULL)"""
+    )
+
+
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _v1_first_release,
     2: _v2_providers_and_jobs,
@@ -409,4 +427,5 @@ STEPS: dict[int, Callable[[Database], None]] = {
     9: _v9_escalations,
     10: _v10_consent,
     11: _v11_campaigns,
+    12: _v12_urgent_requests,
 }

@@ -15,6 +15,12 @@ USAGE = (
     "stops calls); `/robocall optout remove <number…>` takes them off (admins only); "
     "`/robocall optout list` shows the list. Numbers are E.164, e.g. `+2348076960623`."
 )
+# `remove` by someone only the admin group can vouch for: the ack, then the result.
+CHECKING = ":hourglass_flowing_sand: Checking that you may take numbers off the opt-out list…"
+COULD_NOT_CHECK = (
+    "Could not read the admin group from Slack just now, so nothing was changed; "
+    "try again in a minute."
+)
 SHOWN = 50  # entries listed in one message; the count says how many there are
 
 
