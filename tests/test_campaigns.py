@@ -351,6 +351,7 @@ async def test_confirm_calls_everyone_once_and_posts_summary_chart_and_csv(
         "key pressed",
         "duration (s)",
         "time",
+        "why",
     ]
     by_line = {r["line"]: r for r in rows}
     assert by_line["2"]["outcome"] == "no answer"  # +2348031000000

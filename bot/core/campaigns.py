@@ -9,8 +9,11 @@ it *running*. It is then placed chunk by chunk, each chunk an ordinary request
   (about a second's worth, so the client-side limiter always has the next one
   and the limit is used to the full, never exceeded), and never more calls in
   flight (handed over, no outcome yet) than `Pace.in_flight`;
-- **pause / cancel** stop the pump before its next chunk (a chunk already
-  accepted goes on; cancel also cancels the accepted ones not sent yet);
+- **pause / cancel** stop the pump before its next chunk, and take back every chunk
+  none of whose parts has been sent (accepted, or waiting for its calling hours):
+  pause puts them back in line for resume; a chunk being sent goes on;
+- a chunk **failing as a whole** (the provider refused our key, or the batch) pauses
+  the campaign by itself, saying why, instead of every next chunk failing the same way;
 - **restarts**: a chunk moves `pending` → `placed` by a compare-and-set in the
   same transaction as its request (and the request's idempotency key is the
   chunk's), so nobody is called twice and nobody is lost;
@@ -28,13 +31,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from bot import failpoints
+from bot.core.consent import RULE_CAP, Consent
 from bot.core.events import Event
 from bot.core.jobs import Job, NewJob, RetryLater
 from bot.core.models import RequestRecord, RequestStatus, now_iso
@@ -45,6 +49,7 @@ from bot.input.recipients import Recipient
 from bot.input.spreadsheets import Refusal, Sheet
 from bot.input.voices import UnknownVoiceError, parse_voice
 from bot.providers.base import Provider, Workflow
+from bot.store.campaigns import UNKNOWN_SETTLES_AFTER
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,6 @@ QUEUE_SECONDS = 2.0  # chunks accepted ahead of the rate limit: about this long 
 IN_FLIGHT = 1_000  # calls in flight at most when the provider states no limit of its own
 LARGE = 500  # above this many recipients, the confirmation names the count
 SAMPLE = 10  # refused rows and duplicates kept in the preview to list
-NOT_ANSWERED_AGAIN = "not answered"
 
 # Request events after which the pump looks again (ACCEPTED is its own doing).
 _PUMP_EVENTS = frozenset(
@@ -182,6 +186,19 @@ class CampaignListener(Protocol):
     def campaign_changed(self, campaign: Campaign, event: CampaignEvent) -> None: ...
 
 
+@dataclass
+class ConsentCounts:
+    """The calling rules over a preview's rows (CampaignService._consent_counts)."""
+
+    opted: list[str]  # on the opt-out list: not called
+    outside: int  # outside their calling hours at the start: they wait
+    until: datetime | None  # when the last of them may be called
+    kept: list  # the rows kept (the opted-out too, recorded as such)
+    never: list[Refusal]  # rows whose calling hours never open: refused
+    capped: int = 0  # over the frequency cap at the start (checked again at their dial)
+    capped_until: datetime | None = None  # when the last of them is allowed again
+
+
 def new_campaign_id() -> str:
     """Short, unique, easy to read out: `cp-3f9c2a7b1d`."""
     return f"cp-{uuid.uuid4().hex[:10]}"
@@ -190,6 +207,19 @@ def new_campaign_id() -> str:
 def again_campaign_id(campaign_id: str) -> str:
     """The id of a campaign's *Call again*: one per campaign, however often it is asked."""
     return f"cp-{hashlib.sha256(f'again:{campaign_id}'.encode()).hexdigest()[:10]}"
+
+
+def unknown_job(campaign_id: str, at: float) -> NewJob:
+    """A look at a campaign once its oldest "outcome unknown" chunk counts as settled
+    (CampaignStore's UNKNOWN_SETTLES_AFTER): a key of its own, so that it never holds
+    back the pumps its requests' events add."""
+    return NewJob(
+        PUMP,
+        {"campaign_id": campaign_id},
+        lane=PUMP_LANE,
+        dedupe=f"{PUMP}:{campaign_id}:unknown",
+        run_at=at,
+    )
 
 
 def pump_job(campaign_id: str, at: float | None = None) -> NewJob:
@@ -210,7 +240,7 @@ class CampaignService:
         calls: CallService,
         *,
         pace: Callable[[Provider], Pace] = default_pace,
-        consent: Any = None,
+        consent: Consent | None = None,
     ) -> None:
         self.calls = calls
         self.store = calls.store
@@ -222,15 +252,9 @@ class CampaignService:
         calls.listeners.append(self)
 
     @property
-    def consent(self) -> Any:
-        """The calling rules (bot/core/consent.py): the CallService's own when it has them."""
-        if self._consent is None:
-            self._consent = getattr(self.calls, "consent", None)
-        if self._consent is None:
-            from bot.core.consent import Consent
-
-            self._consent = Consent(self.store)
-        return self._consent
+    def consent(self) -> Consent:
+        """The calling rules (bot/core/consent.py): the CallService's own, unless given."""
+        return self._consent if self._consent is not None else self.calls.consent
 
     def get(self, campaign_id: str) -> Campaign | None:
         row = self.campaigns.get(campaign_id)
@@ -307,8 +331,9 @@ class CampaignService:
                     continue
             rows.append(row)
         at = start_at.astimezone(UTC) if start_at else datetime.now(UTC)
-        opted, outside, until, rows, never = self._consent_counts(rows, found, at)
-        refused += never
+        checked = self._consent_counts(rows, found, at)
+        opted, rows = checked.opted, checked.kept
+        refused += checked.never
         refused.sort(key=lambda r: r.line)
         callable_count = len(rows) - len(opted)
         preview = {
@@ -326,8 +351,12 @@ class CampaignService:
             "ignored": list(sheet.ignored),
             "variables": found.variables,
             "opted_out": len(opted),
-            "outside_hours": outside,
-            "outside_until": until.isoformat(timespec="minutes") if until else None,
+            "outside_hours": checked.outside,
+            "outside_until": checked.until.isoformat(timespec="minutes") if checked.until else None,
+            "over_cap": checked.capped,
+            "over_cap_until": checked.capped_until.isoformat(timespec="minutes")
+            if checked.capped_until
+            else None,
             "seconds": pace.seconds(callable_count),
             "chunk": pace.chunk,
             "submits_per_second": pace.submits_per_second,
@@ -371,48 +400,47 @@ class CampaignService:
         assert campaign is not None
         return campaign
 
-    def _consent_counts(
-        self, rows: list, workflow: Workflow, at: datetime
-    ) -> tuple[list[str], int, datetime | None, list, list[Refusal]]:
-        """Opted-out numbers; how many are outside their calling hours at `at` and until
-        when the last of them waits; the rows kept; rows whose hours never open."""
+    def _consent_counts(self, rows: list, workflow: Workflow, at: datetime) -> ConsentCounts:
+        """The calling rules over the preview's rows, in a few queries (the consent API's
+        batched checks): the opted-out numbers, those outside their calling hours at `at`
+        and until when the last of them waits, those over the frequency cap then (they
+        stay in the campaign: the cap is checked again before their dial), and the rows
+        whose calling hours never open (refused)."""
         consent = self.consent
-        opted: list[str] = []
-        outside = 0
-        until: datetime | None = None
-        kept = []
-        never: list[Refusal] = []
-        opens_by_zone: dict[Any, datetime | str] = {}
-        from bot.core.consent import NoCallingHours
-
-        for row in rows:
-            if consent.is_opted_out(row.phone):
-                opted.append(row.phone)
-                kept.append(row)
-                continue
-            # Numbers sharing their first digits share their time zones (phonenumbers
-            # maps zones by prefix): one look per prefix, not per number.
-            key = row.phone[:9]
-            opens = opens_by_zone.get(key)
-            if opens is None:
-                try:
-                    opens = consent.next_open(row.phone, workflow, at)
-                except NoCallingHours as exc:
-                    opens = str(exc)
-                opens_by_zone[key] = opens
-            if isinstance(opens, str):
-                never.append(Refusal(row.line, phones.mask(row.phone), opens))
-                continue
-            kept.append(row)
-            if opens > at + timedelta(seconds=1):
-                outside += 1
-                until = opens if until is None or opens > until else until
-        return opted, outside, until, kept, never
+        numbers = [row.phone for row in rows]
+        opted = self.store.consent.opted_out(numbers)
+        waits, never = consent.waits_until_many(
+            [p for p in numbers if p not in opted], workflow, at
+        )
+        capped = {
+            phone: refusal
+            for phone, refusal in consent.refusals(
+                [(p, waits.get(p, at)) for p in numbers if p not in opted and p not in never],
+                source=SOURCE,
+            ).items()
+            if refusal.rule == RULE_CAP
+        }
+        allowed = [r.allowed_at for r in capped.values() if r.allowed_at is not None]
+        return ConsentCounts(
+            opted=[p for p in numbers if p in opted],
+            outside=len(waits),
+            until=max(waits.values()) if waits else None,
+            kept=[row for row in rows if row.phone not in never],
+            never=[
+                Refusal(row.line, phones.mask(row.phone), never[row.phone].reason)
+                for row in rows
+                if row.phone in never
+            ],
+            capped=len(capped),
+            capped_until=max(allowed) if allowed else None,
+        )
 
     def again(self, campaign_id: str, *, requested_by: str, new_id: str | None = None) -> Campaign:
         """A draft of the same campaign for those whose call ended unanswered (no answer,
-        busy, voicemail, failed…; a call with no result may have been answered, so it is
-        left out). Raises NotPossible saying why when nobody is left or it is not over."""
+        busy, voicemail, failed…) and those never dialled (their chunk failed as a whole, or
+        the campaign was cancelled first); a call with no result may have been answered, so
+        it is left out, and so is a number a calling rule kept back. Raises NotPossible
+        saying why when nobody is left or it is not over."""
         campaign = self.get(campaign_id)
         if campaign is None:
             raise NotPossible("there is no such campaign here")
@@ -423,8 +451,12 @@ class CampaignService:
         unanswered = [
             r
             for r in self.campaigns.results(campaign_id)
-            if r["outcome"] is not None
-            and r["outcome"] not in ("answered", "queued", "in_progress")
+            if r["result"] == "not_placed"  # never dialled: its chunk failed or was not sent
+            or (
+                r["outcome"] is not None
+                and r["result"] not in ("opted_out", "not_called", "refused", "unknown")
+                and r["outcome"] not in ("answered", "queued", "in_progress")
+            )
         ]
         if not unanswered:
             raise NotPossible("every call with a result was answered, so nobody is left to call")
@@ -450,7 +482,7 @@ class CampaignService:
 
     # ------------------------------------------------------------ confirm, pause, resume, cancel
 
-    def confirm(self, campaign_id: str, actor: str, channel: str | None = None) -> Campaign:
+    def confirm(self, campaign_id: str, actor: str) -> Campaign:
         """draft → running (compare-and-set: a second click does nothing), with the first
         pump due at its start time. Raises NotPossible saying why otherwise."""
         campaign = self._existing(campaign_id)
@@ -461,9 +493,8 @@ class CampaignService:
             raise NotPossible("nobody in this file can be called")
         start = datetime.fromisoformat(campaign.start_at).timestamp() if campaign.start_at else None
         with self.store.write():
-            fields = {"channel": channel} if channel else {}
             if not self.campaigns.transition(
-                campaign_id, [CampaignStatus.DRAFT], CampaignStatus.RUNNING, **fields
+                campaign_id, [CampaignStatus.DRAFT], CampaignStatus.RUNNING
             ):
                 current = self._existing(campaign_id)
                 raise NotPossible(f"this campaign was already sent (it is {current.status})")
@@ -473,9 +504,10 @@ class CampaignService:
         return self._existing(campaign_id)
 
     def pause(self, campaign_id: str, actor: str) -> Campaign:
-        """No chunk is placed after this; the chunks accepted but not being sent yet are
-        taken back (their requests cancelled before any dial, compare-and-set against the
-        dial itself) and placed anew on resume. A chunk being sent goes on."""
+        """No chunk is placed after this; every chunk none of whose parts has been sent
+        (accepted, or scheduled: waiting for its time or its recipients' calling hours)
+        is taken back (its requests cancelled before any dial, compare-and-set against
+        the dial itself) and placed anew on resume. A chunk being sent goes on."""
         with self.store.write():
             self._move(
                 campaign_id,
@@ -484,28 +516,39 @@ class CampaignService:
                 actor,
                 CampaignEvent.PAUSED,
             )
-            for request_id in self.campaigns.accepted_chunk_requests(campaign_id):
-                try:
-                    self.calls.cancel(request_id, actor)
-                except NotPossible:
-                    continue  # being sent already: it goes on
-                self.campaigns.unplace(campaign_id, request_id)
+            self._take_back(campaign_id, actor)
         return self._existing(campaign_id)
 
+    def _take_back(self, campaign_id: str, actor: str) -> int:
+        """Cancel and put back in line (pending) every chunk none of whose parts has been
+        sent; inside the write lock, so each is either wholly taken back or dialled."""
+        taken = 0
+        with self.store.write():
+            for request_id in self.campaigns.untouched_chunk_requests(campaign_id):
+                try:
+                    self.calls.cancel(request_id, actor)
+                except NotPossible:  # pragma: no cover - checked under the same lock
+                    continue
+                taken += self.campaigns.unplace(campaign_id, request_id)
+        return taken
+
     def resume(self, campaign_id: str, actor: str) -> Campaign:
-        campaign = self._move(
-            campaign_id,
-            [CampaignStatus.PAUSED],
-            CampaignStatus.RUNNING,
-            actor,
-            CampaignEvent.RESUMED,
-        )
-        self.jobs.add(pump_job(campaign_id))
-        return campaign
+        with self.store.write():
+            self._move(
+                campaign_id,
+                [CampaignStatus.PAUSED],
+                CampaignStatus.RUNNING,
+                actor,
+                CampaignEvent.RESUMED,
+            )
+            self.campaigns.set_note(campaign_id, None)
+            self.jobs.add(pump_job(campaign_id))
+        return self._existing(campaign_id)
 
     def cancel(self, campaign_id: str, actor: str) -> Campaign:
-        """No more chunks; the accepted ones not sent yet are cancelled too. Calls already
-        with the provider finish, and the end is shown once they have."""
+        """No more chunks; those none of whose parts was sent are taken back (not placed),
+        and the parts still waiting of the others are cancelled. Calls already with the
+        provider finish, and the end is shown once they have."""
         with self.store.write():
             campaign = self._move(
                 campaign_id,
@@ -514,6 +557,7 @@ class CampaignService:
                 actor,
                 CampaignEvent.CANCELLED,
             )
+            self._take_back(campaign_id, actor)
             self.campaigns.skip_pending(campaign_id)
             for request_id in self.campaigns.queued_requests(campaign_id):
                 self._cancel_request(request_id, actor)
@@ -521,14 +565,10 @@ class CampaignService:
         return campaign
 
     def _cancel_request(self, request_id: str, actor: str) -> None:
-        """Cancel a chunk's request not dialled yet: its parts together when they all may
-        be (the core's own cancel); else each part still waiting (a part already being
-        sent goes on, and its results count)."""
-        try:
-            self.calls.cancel(request_id, actor)
-            return
-        except NotPossible:
-            pass
+        """Cancel one part still waiting of a chunk's request some part of which was sent
+        (those none of whose parts was sent are taken back whole: `_take_back`). Each part
+        on its own, by compare-and-set (the core's cancel takes every part or none, and
+        a part already sent goes on, its results counting)."""
         record = self.calls.requests.get(request_id)
         if record is None or record.status not in CANCELLABLE:
             return
@@ -579,6 +619,11 @@ class CampaignService:
             if wait > 0.5:
                 raise RetryLater(wait, "not due yet")
         self.step(campaign_id)
+        if job.dedupe and job.dedupe.endswith(":unknown"):
+            # An "outcome unknown" chunk younger than the bound is left: look again then.
+            unknown = self.campaigns.counts(campaign_id).unknown_since
+            if unknown is not None:
+                self.jobs.add(unknown_job(campaign_id, unknown + UNKNOWN_SETTLES_AFTER + 1.0))
 
     def step(self, campaign_id: str) -> None:
         """One look at a campaign: place what may be placed now; finish it when over."""
@@ -602,9 +647,10 @@ class CampaignService:
                 take = min(room, calls_room)
                 if counts.open_calls == 0:
                     take = max(take, 1)  # a limit below one chunk still moves on
-                placed += self.campaigns.next_pending(campaign_id, max(0, take))
-                for chunk, attempt in placed:
-                    self._place(campaign, chunk, attempt)
+                for chunk, attempt in self.campaigns.next_pending(campaign_id, max(0, take)):
+                    if not self._place(campaign, chunk, attempt):
+                        break  # refused as a whole: the campaign is paused, saying why
+                    placed.append((chunk, attempt))
                 if placed:  # a chunk waiting for its calling hours sends no other event
                     self._changed(campaign_id, CampaignEvent.PROGRESS)
                 counts = self.campaigns.counts(campaign_id)
@@ -636,19 +682,20 @@ class CampaignService:
             counts.pending == 0 and counts.unfinished == 0
         )
 
-    def _place(self, campaign: Campaign, chunk: int, attempt: int = 0) -> None:
-        """One chunk as one request (inside the pump's transaction)."""
-        consent = self.consent
-        recipients: list[Recipient] = []
-        for phone, values in self.campaigns.chunk_recipients(campaign.id, chunk):
-            if consent.is_opted_out(phone):  # added since the preview: not called
-                self.campaigns.skip_recipient(campaign.id, phone, "opted_out")
-                continue
-            recipients.append(Recipient(phone, values))
+    def _place(self, campaign: Campaign, chunk: int, attempt: int = 0) -> bool:
+        """One chunk as one request (inside the pump's transaction). The calling rules are
+        the core's (accept() checks them, and again before the dial): a recipient they
+        refuse is recorded as not called, with the rule's sentence. False when the order
+        is refused as a whole (its workflow is gone…): the chunk stays in line and the
+        campaign is paused, saying why, rather than every chunk failing the same way."""
+        recipients = [
+            Recipient(phone, values)
+            for phone, values in self.campaigns.chunk_recipients(campaign.id, chunk)
+        ]
         for _ in range(3):
             if not recipients:
                 self.campaigns.skip_chunk(campaign.id, chunk)
-                return
+                return True
             order = CallOrder(
                 workflow=campaign.workflow_id,
                 recipients=recipients,
@@ -664,22 +711,37 @@ class CampaignService:
             try:
                 record, _ = self.calls.accept(order)
             except InvalidOrder as exc:
-                refused = {p.recipient for p in exc.problems if p.recipient is not None}
+                refused = {p.recipient: p.message for p in exc.problems if p.recipient is not None}
                 if not refused:  # the order as a whole (its workflow is gone…)
                     log.warning("campaign %s chunk %d refused: %s", campaign.id, chunk, exc)
-                    for r in recipients:
-                        self.campaigns.skip_recipient(campaign.id, r.phone, "refused")
-                    self.campaigns.skip_chunk(campaign.id, chunk)
-                    return
-                for index in refused:
-                    self.campaigns.skip_recipient(
-                        campaign.id, recipients[index - 1].phone, "refused"
-                    )
+                    self._stop(campaign.id, f"chunk {chunk} was refused: {exc}")
+                    return False
+                opted = self.store.consent.opted_out(recipients[i - 1].phone for i in refused)
+                for index, why in refused.items():
+                    phone = recipients[index - 1].phone
+                    word = "opted_out" if phone in opted else "refused"
+                    self.campaigns.skip_recipient(campaign.id, phone, word, why)
                 recipients = [r for i, r in enumerate(recipients, 1) if i not in refused]
                 continue
             self.campaigns.place_chunk(campaign.id, chunk, record.id)
-            return
+            return True
         self.campaigns.skip_chunk(campaign.id, chunk)
+        return True
+
+    def _stop(self, campaign_id: str, why: str) -> bool:
+        """Pause a running campaign by itself (the provider refused our key, or a whole
+        chunk), saying why on its parent; the chunks not sent yet are taken back, and
+        Resume places them. True when it was running."""
+        with self.store.write():
+            if not self.campaigns.transition(
+                campaign_id, [CampaignStatus.RUNNING], CampaignStatus.PAUSED, stopped_by=None
+            ):
+                return False
+            self.campaigns.set_note(campaign_id, why)
+            self.store.audit.record("campaigns", "campaign.stopped", campaign_id, {"why": why})
+            self._take_back(campaign_id, "campaigns")
+            self._changed(campaign_id, CampaignEvent.PAUSED)
+        return True
 
     # ------------------------------------------------------------ hearing of requests
 
@@ -697,8 +759,14 @@ class CampaignService:
             and self.campaigns.never_placed(record.id)
         ):
             self._place_again(campaign_id, record)
+        elif event == Event.KEY_REFUSED or (
+            event == Event.FAILED and not self.campaigns.found_absent(record.id)
+        ):
+            self._failed(campaign_id, record, event)
         if event in _PUMP_EVENTS:
             self.jobs.add(pump_job(campaign_id))
+        if event == Event.UNKNOWN:
+            self.jobs.add(unknown_job(campaign_id, time.time() + UNKNOWN_SETTLES_AFTER + 1.0))
         self._changed(campaign_id, CampaignEvent.PROGRESS)
 
     def _place_again(self, campaign_id: str, record: RequestRecord) -> None:
@@ -716,6 +784,24 @@ class CampaignService:
             self.store.audit.record(
                 "campaigns", "campaign.chunk_again", campaign_id, {"request": record.id}
             )
+
+    def _failed(self, campaign_id: str, record: RequestRecord, event: Event) -> None:
+        """A chunk's request failed as a whole (the provider refused the batch, or our
+        key): nobody of it was dialled. The campaign pauses, saying why, instead of every
+        next chunk failing the same way; a chunk of one request (no parts) goes back in
+        line, so Resume places it again (and Call again counts it if it never is)."""
+        why = record.error or "the provider refused it"
+        if event == Event.KEY_REFUSED:
+            why = f"the provider refused the app's API key ({why})"
+        campaign = self.get(campaign_id)
+        if campaign is None or campaign.status not in (
+            CampaignStatus.RUNNING,
+            CampaignStatus.PAUSED,
+        ):
+            return  # cancelled: its recipients stay not placed (Call again has them)
+        if record.part_of is None:  # one request, no parts: nobody of the chunk was dialled
+            self.campaigns.unplace(campaign_id, record.id)
+        self._stop(campaign_id, f"a chunk failed as a whole: {why}")
 
     def _changed(self, campaign_id: str, event: CampaignEvent) -> None:
         if not self.listeners:

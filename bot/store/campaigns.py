@@ -32,6 +32,13 @@ class ChunkCounts:
     skipped: int
     waiting_hours: int = 0  # calls waiting for their calling hours (scheduled parts)
     hours_open_at: str | None = None  # when the last of them opens (ISO, UTC)
+    unknown_since: float | None = None  # the oldest "outcome unknown" not settled yet
+
+
+# An "outcome unknown" chunk whose provider cannot say what became of it (Intron direct
+# has no look-up) counts as settled, outcome unknown, this long after it turned unknown,
+# so that the campaign ends; reconciliation may still find its calls later.
+UNKNOWN_SETTLES_AFTER = 3600.0
 
 
 _FINAL = tuple(
@@ -49,6 +56,7 @@ _FINAL = tuple(
 _SETTLED = tuple(s for s in _FINAL if s != str(RequestStatus.UNKNOWN))
 _QUEUED = (str(RequestStatus.ACCEPTED), str(RequestStatus.SENDING), str(RequestStatus.SCHEDULED))
 _SENDING = (str(RequestStatus.ACCEPTED), str(RequestStatus.SENDING))
+_UNSENT = (str(RequestStatus.ACCEPTED), str(RequestStatus.SCHEDULED))
 
 COLUMNS = (
     "id, created_at, updated_at, status, provider, workflow_id, workflow_name, voice, "
@@ -188,9 +196,15 @@ class CampaignStore:
         with self.db.write():
             self.db.execute("UPDATE campaigns SET shown_at = ? WHERE id = ?", [now(), campaign_id])
 
-    def shown_at(self, campaign_id: str) -> float:
-        row = self.db.one("SELECT shown_at FROM campaigns WHERE id = ?", [campaign_id])
-        return float(row["shown_at"]) if row else 0.0
+    def move_parent(self, campaign_id: str, channel: str, ts: str) -> None:
+        """Slack refused the parent in the campaign's channel for good: it lives in the
+        requester's DM (`channel`, `ts`) from now on, and so does the end."""
+        with self.db.write():
+            self.db.execute(
+                "UPDATE campaigns SET preview = json_set(preview, '$.moved', json_array(?, ?)) "
+                "WHERE id = ?",
+                [channel, ts, campaign_id],
+            )
 
     def end_posted(self, campaign_id: str, parts: int) -> None:
         with self.db.write():
@@ -204,13 +218,17 @@ class CampaignStore:
     def counts(self, campaign_id: str) -> ChunkCounts:
         """Where the chunks are. A chunk's request may have been split by the core (those
         outside their calling hours wait in parts of their own, `part_of` the first):
-        every part counts. A part waiting for its hours (scheduled) is neither queued nor
-        in flight, but its chunk is unfinished."""
+        every part counts. A part waiting for its hours (scheduled) counts as in flight:
+        at its opening it is dialled with every other part waiting for that opening, so
+        the calls waiting are bounded by what the provider can dial at once."""
         pending = queued = open_calls = placed = unfinished = skipped = waiting = 0
         opens: str | None = None
+        unknown_since: float | None = None
+        stale = _iso_at(now() - UNKNOWN_SETTLES_AFTER)
         chunks: dict[int, bool] = {}
-        for chunk, state, status, count, at in self.db.execute(
-            """SELECT k.chunk, k.state, r.status, r.recipient_count, r.scheduled_at
+        for chunk, state, status, count, at, updated in self.db.execute(
+            """SELECT k.chunk, k.state, r.status, r.recipient_count, r.scheduled_at,
+                r.updated_at
             FROM campaign_chunks k LEFT JOIN requests r
                 ON k.request_id IS NOT NULL AND (r.id = k.request_id OR r.part_of = k.request_id)
             WHERE k.campaign_id = ?""",
@@ -224,17 +242,24 @@ class CampaignStore:
                 if chunk not in chunks:
                     placed += 1
                     chunks[chunk] = False
+                if status == "unknown" and updated and updated <= stale:
+                    continue  # given up on: settled, outcome unknown
+                if status == "unknown" and updated:
+                    since = _epoch(updated)
+                    unknown_since = since if unknown_since is None else min(unknown_since, since)
                 if status is None or status not in _SETTLED:
                     chunks[chunk] = True
                 if status in _SENDING:
                     queued += 1
-                if status is None or (status not in _FINAL and status != "scheduled"):
+                if status is None or status not in _FINAL:
                     open_calls += int(count or 0)
                 if status == "scheduled":
                     waiting += int(count or 0)
                     opens = at if opens is None or (at and at > opens) else opens
         unfinished = sum(chunks.values())
-        return ChunkCounts(pending, queued, open_calls, placed, unfinished, skipped, waiting, opens)
+        return ChunkCounts(
+            pending, queued, open_calls, placed, unfinished, skipped, waiting, opens, unknown_since
+        )
 
     def next_pending(self, campaign_id: str, limit: int) -> list[tuple[int, int]]:
         """The next chunks to place, in order: (chunk, attempt); `attempt` counts the times
@@ -265,6 +290,15 @@ class CampaignStore:
             [request_id, request_id],
         ).fetchone()
         return bool(row[0])
+
+    def found_absent(self, request_id: str) -> bool:
+        """True when reconciliation found the provider never had this request (it was
+        cut off while being sent, not refused: `request.not_placed`)."""
+        row = self.db.execute(
+            "SELECT 1 FROM audit WHERE target = ? AND action = 'request.not_placed' LIMIT 1",
+            [request_id],
+        ).fetchone()
+        return row is not None
 
     def preview_posted(self, campaign_id: str) -> int:
         """How many parts of a draft's preview are in the requester's DM: 1 the message,
@@ -303,14 +337,28 @@ class CampaignStore:
         channel, ts = json.loads(row["dm"])
         return channel, ts
 
-    def accepted_chunk_requests(self, campaign_id: str) -> list[str]:
-        """The chunks' requests accepted but not being sent yet (their first part)."""
+    def untouched_chunk_requests(self, campaign_id: str) -> list[str]:
+        """The chunks' requests (their first part) none of whose parts has been sent yet:
+        every part accepted (not being sent) or scheduled (waiting for its time or its
+        calling hours). Read inside the write lock, they may all be cancelled together."""
         rows = self.db.execute(
-            "SELECT r.id FROM campaign_chunks k JOIN requests r ON r.id = k.request_id "
-            "WHERE k.campaign_id = ? AND k.state = 'placed' AND r.status = 'accepted'",
-            [campaign_id],
+            f"""SELECT k.request_id FROM campaign_chunks k
+            WHERE k.campaign_id = ? AND k.state = 'placed' AND k.request_id IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM requests r
+                WHERE (r.id = k.request_id OR r.part_of = k.request_id)
+                AND r.status NOT IN ({_marks(_UNSENT)}))
+            ORDER BY k.chunk""",
+            [campaign_id, *_UNSENT],
         ).fetchall()
         return [request_id for (request_id,) in rows]
+
+    def set_note(self, campaign_id: str, note: str | None) -> None:
+        """Why the campaign stopped by itself (the provider refused our key…), shown on
+        its parent; None clears it (kept in the preview's JSON: no column of its own)."""
+        self.db.execute(
+            "UPDATE campaigns SET preview = json_set(preview, '$.note', ?) WHERE id = ?",
+            [note, campaign_id],
+        )
 
     def chunk_recipients(self, campaign_id: str, chunk: int) -> list[tuple[str, dict[str, str]]]:
         rows = self.db.execute(
@@ -320,11 +368,15 @@ class CampaignStore:
         ).fetchall()
         return [(phone, json.loads(values)) for phone, values in rows]
 
-    def skip_recipient(self, campaign_id: str, phone: str, reason: str) -> None:
-        """Not called, for `reason` (e.g. `opted_out`): shown as its outcome."""
+    def skip_recipient(
+        self, campaign_id: str, phone: str, reason: str, why: str | None = None
+    ) -> None:
+        """Not called, for `reason` (e.g. `refused`): shown as its outcome; `why`, the
+        sentence of the rule that refused it (masked), in the results. Both are kept in
+        the one column, `reason` TAB `why`."""
         self.db.execute(
             "UPDATE campaign_recipients SET skipped = ? WHERE campaign_id = ? AND phone = ?",
-            [reason, campaign_id, phone],
+            [f"{reason}\t{why}" if why else reason, campaign_id, phone],
         )
 
     def skip_chunk(self, campaign_id: str, chunk: int) -> bool:
@@ -399,7 +451,8 @@ class CampaignStore:
         """One row per recipient, in file order: line, phone, variables, outcome, key,
         duration, and when its request was completed."""
         rows = self.db.query(
-            f"""SELECT {_RESULT} AS result, p.position, p.line, p.phone, p.variables, p.skipped,
+            f"""SELECT {_RESULT} AS result, p.position, p.line, p.phone, p.variables,
+                {_WHY} AS why,
                 k.state,
                 r.status AS request_status, c.outcome, c.provider_status, c.key_pressed,
                 c.duration, r.completed_at, r.updated_at
@@ -418,7 +471,9 @@ class CampaignStore:
 
 # A recipient's result in one word: why it was not called, or its call's outcome
 # (`pending` while it has none).
-_RESULT = """CASE WHEN p.skipped IS NOT NULL THEN p.skipped
+_RESULT = """CASE WHEN p.skipped IS NOT NULL THEN
+        CASE WHEN instr(p.skipped, char(9)) > 0
+            THEN substr(p.skipped, 1, instr(p.skipped, char(9)) - 1) ELSE p.skipped END
     WHEN k.state != 'placed' THEN 'not_placed'
     WHEN r.status IN ('failed', 'cancelled') AND c.outcome IS NULL THEN 'not_placed'
     WHEN r.status = 'unknown' AND c.outcome IS NULL THEN 'unknown'
@@ -427,8 +482,26 @@ _RESULT = """CASE WHEN p.skipped IS NOT NULL THEN p.skipped
     ELSE COALESCE(c.outcome, 'pending') END"""
 
 
+# Why it was not called, when a rule said so (the sentence stored with `skipped`).
+_WHY = """CASE WHEN instr(p.skipped, char(9)) > 0
+    THEN substr(p.skipped, instr(p.skipped, char(9)) + 1) END"""
+
+
 def _marks(values: Sequence[str]) -> str:
     return ",".join("?" for _ in values)
+
+
+def _iso_at(moment: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+
+
+def _epoch(iso: str) -> float:
+    from datetime import UTC, datetime
+
+    parsed = datetime.fromisoformat(iso)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _iso() -> str:

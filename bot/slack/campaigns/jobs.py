@@ -12,6 +12,10 @@
 
 A 429 waits exactly Retry-After (the job is retried then, not sooner); a
 refusal that no retry mends is logged and, for the preview, told to the requester.
+When Slack refuses the parent in its channel for good (`not_in_channel`,
+`channel_not_found`, `invalid_blocks`…), the parent, with its buttons, goes to the
+requester's DM instead, saying why, and the end follows it there; the end waits at
+most END_WAIT seconds for a parent before it goes to the DM too.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import httpx
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -32,12 +35,13 @@ from bot.core.jobs import Job, Kind, NewJob, RetryLater
 from bot.core.orders import InvalidOrder
 from bot.core.requests import NotPossible
 from bot.input.spreadsheets import MAX_BYTES, SheetError, read_sheet
-from bot.slack import delivery
+from bot.slack import delivery, files
+from bot.slack.blocks import Message
 from bot.slack.campaigns import views
 from bot.slack.campaigns.chart import outcome_chart
 from bot.slack.context import SlackContext
 from bot.slack.home.jobs import refresh_job
-from bot.text import outside, outside_plain, quoted
+from bot.text import outside, outside_plain
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ PARENT = "campaign.parent"
 END = "campaign.end"
 LANE = delivery.LANE
 EDIT_EVERY = 5.0  # seconds between two edits of a campaign's parent, at least
-DOWNLOAD_TIMEOUT = 60.0
+END_WAIT = 120.0  # seconds the end waits for the parent to be posted, at most
 
 
 def preview_job(payload: Mapping[str, Any]) -> NewJob:
@@ -188,32 +192,24 @@ class CampaignJobs:
         )
 
     async def _download(self, file_id: str, name: str) -> tuple[bytes, str]:
-        """The uploaded file's bytes, from Slack (`files:read`)."""
-        info = (await self.client.files_info(file=file_id)).get("file") or {}
-        name = info.get("name") or name
-        size = int(info.get("size") or 0)
-        if size > MAX_BYTES:
-            raise SheetError(
-                f"the file {quoted(name)} is {size / 1e6:.1f} MB; a campaign's file may be at "
-                f"most {MAX_BYTES // (1024 * 1024)} MB"
+        """The uploaded file's bytes, from Slack (`files:read`; bot/slack/files.py: the
+        token only to Slack's hosts, at most MAX_BYTES read)."""
+        try:
+            got = await files.download(
+                self.client,
+                file_id,
+                MAX_BYTES,
+                api_url=self.ctx.settings.slack_api_url,
+                name=name,
             )
-        url = info.get("url_private_download") or info.get("url_private")
-        if not url:
-            raise SheetError(f"Slack gave no download address for {quoted(name)}; upload it again")
-        token = self.ctx.settings.slack_bot_token
-        headers = {"Authorization": f"Bearer {token.get_secret_value() if token else ''}"}
-        async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as http:
-            answer = await http.get(url, headers=headers)
-        if answer.status_code == 429 or answer.status_code >= 500:
-            raise ConnectionError(f"Slack's file download answered HTTP {answer.status_code}")
-        if answer.status_code != 200 or answer.headers.get("content-type", "").startswith(
-            "text/html"
-        ):  # Slack answers a login page when the token may not read the file
-            raise SheetError(
-                f"the file {quoted(name)} could not be read from Slack (HTTP "
-                f"{answer.status_code}); the app needs the files:read scope"
-            )
-        return answer.content, name
+        except files.DownloadRefused as refused:
+            if refused.retry:
+                raise ConnectionError(str(refused)) from None
+            why = str(refused).rstrip(".")
+            if refused.too_big:
+                why += " (a campaign's file)"
+            raise SheetError(why) from None
+        return got.content, got.name
 
     async def _dm(self, user: str, text: str) -> None:
         await self.client.chat_postMessage(channel=user, text=text)
@@ -232,21 +228,56 @@ class CampaignJobs:
         shown = views.parent_message(
             campaign, self.campaigns.progress(campaign), sandbox=self.ctx.sandbox
         )
+        moved = _moved(campaign)
         try:
+            if moved is not None:
+                await self._edit(moved[0], moved[1], shown)
+                return
             if campaign.parent_ts:
-                await self.client.chat_update(
-                    channel=campaign.channel,
-                    ts=campaign.parent_ts,
-                    text=shown.text,
-                    blocks=shown.blocks,
-                )
+                await self._edit(campaign.channel, campaign.parent_ts, shown)
                 return
             answer = await self.client.chat_postMessage(
                 channel=campaign.channel, text=shown.text, blocks=shown.blocks
             )
             store.set_parent(campaign_id, answer["ts"])
+        except SlackApiError as exc:
+            if moved is not None or not _refused_for_good(exc):
+                raise
+            error = str(exc.response.get("error") or exc.response.status_code)
+            why = f"Slack refused it in <#{campaign.channel}> ({error})"
+            await self._to_dm(campaign, shown, why)
         finally:
             store.edited(campaign_id)  # the next edit waits from when this one went out
+
+    async def _edit(self, channel: str, ts: str, shown: Message) -> None:
+        try:
+            await self.client.chat_update(
+                channel=channel, ts=ts, text=shown.text, blocks=shown.blocks
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") != "invalid_blocks":
+                raise
+            await self.client.chat_update(channel=channel, ts=ts, text=shown.text, blocks=[])
+
+    async def _to_dm(self, campaign: Campaign, shown: Message, why: str) -> tuple[str, str]:
+        """The parent, with its buttons, in the requester's DM (where it lives from now
+        on), saying why it is not in the channel."""
+        said = views.moved_note(campaign, why)
+        blocks = [said.blocks[0], *shown.blocks]
+        try:
+            answer = await self.client.chat_postMessage(
+                channel=campaign.requested_by, text=f"{said.text} {shown.text}", blocks=blocks
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") != "invalid_blocks":
+                raise
+            answer = await self.client.chat_postMessage(
+                channel=campaign.requested_by, text=f"{said.text} {shown.text}"
+            )
+        where = (str(answer.get("channel") or campaign.requested_by), str(answer["ts"]))
+        self.ctx.store.campaigns.move_parent(campaign.id, *where)
+        log.warning("campaign %s: its parent moved to the requester's DM (%s)", campaign.id, why)
+        return where
 
     # ------------------------------------------------------------ the end
 
@@ -255,14 +286,37 @@ class CampaignJobs:
         campaign = self.campaigns.get(campaign_id)
         if campaign is None or not campaign.channel:
             return
-        if not campaign.parent_ts:
-            raise RetryLater(1.0, "the parent is not posted yet")
-        store = self.ctx.store.campaigns
-        channel, ts = campaign.channel, campaign.parent_ts
         progress = self.campaigns.progress(campaign)
+        where = _moved(campaign) or (
+            (campaign.channel, campaign.parent_ts) if campaign.parent_ts else None
+        )
+        if where is None:
+            ended = datetime.fromisoformat(campaign.finished_at or campaign.updated_at)
+            if time.time() - ended.timestamp() < END_WAIT:
+                raise RetryLater(1.0, "the parent is not posted yet")
+            shown = views.parent_message(campaign, progress, sandbox=self.ctx.sandbox)
+            where = await self._to_dm(
+                campaign, shown, f"its message in <#{campaign.channel}> could not be posted"
+            )
+        try:
+            await self._post_end(campaign, progress, *where)
+        except SlackApiError as exc:
+            if _moved(campaign) is not None or not _refused_for_good(exc):
+                raise
+            error = str(exc.response.get("error") or exc.response.status_code)
+            shown = views.parent_message(campaign, progress, sandbox=self.ctx.sandbox)
+            why = f"Slack refused its end in <#{campaign.channel}> ({error})"
+            await self._to_dm(campaign, shown, why)
+            raise RetryLater(0.1, "the end goes to the requester's DM") from None
+
+    async def _post_end(self, campaign: Campaign, progress: Any, channel: str, ts: str) -> None:
+        store = self.ctx.store.campaigns
+        campaign_id = campaign.id
         workflow = self.ctx.store.workflows.get(campaign.workflow_id)
+        results = self.campaigns.results(campaign_id)
         if campaign.end_posted < 1:
-            summary = views.summary_message(campaign, progress, workflow)
+            refused = [(r["line"], r["why"]) for r in results if r.get("why")]
+            summary = views.summary_message(campaign, progress, workflow, refused)
             await self.client.chat_postMessage(
                 channel=channel, thread_ts=ts, text=summary.text, blocks=summary.blocks
             )
@@ -282,7 +336,7 @@ class CampaignJobs:
             store.end_posted(campaign_id, 2)
         if campaign.end_posted < 3:
             variables = list(campaign.preview.get("variables") or [])
-            csv_file = views.results_csv(campaign, self.campaigns.results(campaign_id), variables)
+            csv_file = views.results_csv(campaign, results, variables)
             await self.client.files_upload_v2(
                 channel=channel,
                 thread_ts=ts,
@@ -291,6 +345,21 @@ class CampaignJobs:
                 content=csv_file.content,
             )
             store.end_posted(campaign_id, 3)
+
+
+def _refused_for_good(exc: SlackApiError) -> bool:
+    """A refusal no retry mends (as `CampaignJobs._slack` reads it): not a 429 or 5xx."""
+    status = exc.response.status_code
+    error = str(exc.response.get("error") or "")
+    if status == 429 or error == "ratelimited":
+        return False
+    return error in delivery.PERMANENT or (400 <= status < 500 and status != 408)
+
+
+def _moved(campaign: Campaign) -> tuple[str, str] | None:
+    """Where the parent lives when Slack refused it in the channel: the requester's DM."""
+    moved = campaign.preview.get("moved")
+    return (str(moved[0]), str(moved[1])) if moved else None
 
 
 def chart_bars(progress: Any, workflow: Any) -> list[tuple[str, int]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -33,6 +32,7 @@ from bot.input import phones
 from bot.providers.base import Voice, Workflow
 from bot.slack.blocks import Message, md, message, note, percent, plural, sandbox_blocks, when
 from bot.slack.calls.views import MAX_OPTIONS, CsvFile, voice_option_groups
+from bot.slack.calls.views import _cell as _clipped_cell
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.text import outside, outside_plain
 
@@ -187,6 +187,15 @@ def preview_message(campaign: Campaign, *, sandbox: bool = False) -> Message:
     ]
     if "opted_out" in p:
         lines.append(f"• *{p['opted_out']:,}* on the opt-out list (not called)")
+    if p.get("over_cap"):
+        until = p.get("over_cap_until")
+        lines.append(
+            f"• *{p['over_cap']:,}* over the frequency cap "
+            + ("now" if not campaign.start_at else "at the start")
+            + " (checked again before each call: not called while over it"
+            + (f"; allowed again by {when(until)}" if until else "")
+            + ")"
+        )
     if "outside_hours" in p:
         until = p.get("outside_until")
         lines.append(
@@ -322,6 +331,15 @@ def _masked(value: str) -> str:
 # ---------------------------------------------------------------- the parent message
 
 
+def moved_note(campaign: Campaign, why: str) -> Message:
+    """Above the parent when it lives in the requester's DM instead of its channel."""
+    text = (
+        f":warning: Campaign `{campaign.id}`'s progress could not be shown in its channel: "
+        f"{outside(why, 300)}. It is here instead, with its buttons, and its end follows here."
+    )
+    return message(text, [md(text)])
+
+
 def bar(done: int, total: int) -> str:
     filled = round(BAR * done / total) if total else BAR
     return "█" * filled + "░" * (BAR - filled)
@@ -358,6 +376,12 @@ def parent_message(campaign: Campaign, progress: Progress, *, sandbox: bool = Fa
         lines.append(
             f":crescent_moon: {progress.waiting_hours:,} wait for their calling hours "
             f"(until {when(progress.hours_open_at)} at the latest)"
+        )
+    note_text = campaign.preview.get("note")
+    if note_text and campaign.status == CampaignStatus.PAUSED:
+        lines.append(
+            f":warning: *Paused by the app*: {outside(note_text, 600)}. Resume places the "
+            "chunks not sent yet once that is mended."
         )
     blocks: list[Block] = [*sandbox_blocks(sandbox), md("\n".join(lines))]
     buttons = []
@@ -426,8 +450,15 @@ def counts_line(progress: Progress) -> str:
     return " · ".join(parts)
 
 
-def summary_message(campaign: Campaign, progress: Progress, workflow: Workflow | None) -> Message:
-    """The end, in the thread: the figures, what each key meant, what the files are."""
+def summary_message(
+    campaign: Campaign,
+    progress: Progress,
+    workflow: Workflow | None,
+    refused: Sequence[tuple[int, str]] = (),
+) -> Message:
+    """The end, in the thread: the figures, what each key meant, the first recipients a
+    calling rule kept back and why (`refused`: line, the rule's sentence), what the
+    files are."""
     total = progress.total
     answered = progress.count("answered")
     ended = "completed" if campaign.status == CampaignStatus.COMPLETED else "cancelled"
@@ -439,6 +470,18 @@ def summary_message(campaign: Campaign, progress: Progress, workflow: Workflow |
     for key, n in sorted(progress.keys.items()):
         label = workflow.label(key) if workflow else "no label"
         lines.append(f"• {outside(key, 8)} — {outside(label, 80)}: {n:,}")
+    if unknown := progress.count("unknown"):
+        lines.append(
+            f":grey_question: {plural(unknown, 'call')}: outcome unknown. The app was cut off "
+            "while sending them and the provider could not say whether it had them, so they "
+            "were not sent again and are counted as ended; Call again leaves them out (they "
+            "may have been answered)."
+        )
+    if refused:
+        lines.append(f"*Not called* ({len(refused):,}), by the calling rules:")
+        lines += [f"• line {line}: {outside(why, 300)}" for line, why in refused[:LISTED]]
+        if len(refused) > LISTED:
+            lines.append(f"…and {len(refused) - LISTED:,} more: the CSV says why for each.")
     lines.append("The chart and every recipient's result (CSV) follow.")
     text = "\n".join(line for line in lines if line)
     return message(text, [md(text)])
@@ -447,7 +490,7 @@ def summary_message(campaign: Campaign, progress: Progress, workflow: Workflow |
 # ---------------------------------------------------------------- results
 
 
-RESULT_COLUMNS = ("line", "number", "outcome", "key pressed", "duration (s)", "time")
+RESULT_COLUMNS = ("line", "number", "outcome", "key pressed", "duration (s)", "time", "why")
 
 
 def results_csv(
@@ -455,7 +498,9 @@ def results_csv(
 ) -> CsvFile:
     """One row per recipient: the line in the uploaded file, the number (masked, as
     everywhere in Slack: the line finds it in your file), each variable, the outcome,
-    the key pressed, the duration of an answered call, and when its result came."""
+    the key pressed, the duration of an answered call, when its result came, and why
+    it was not called when a calling rule said so (the rule, the number masked, when it
+    would be allowed)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([RESULT_COLUMNS[0], RESULT_COLUMNS[1], *variables, *RESULT_COLUMNS[2:]])
@@ -471,6 +516,7 @@ def results_csv(
                 _cell(row.get("key_pressed") or ""),
                 f"{row['duration']:g}" if answered and row.get("duration") is not None else "",
                 (row.get("completed_at") or "")[:19].replace("T", " "),
+                _cell(row.get("why") or ""),
             ]
         )
     return CsvFile(
@@ -481,11 +527,10 @@ def results_csv(
     )
 
 
+CELL = 4_000  # characters of someone else's text in a CSV cell, at most
+
+
 def _cell(value: str | None) -> str:
-    """Someone else's text for a spreadsheet: cleaned, clipped, and never a formula."""
-    text = outside_plain(value, 500)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
-
-
-def started_at(iso: str | None) -> datetime | None:
-    return datetime.fromisoformat(iso) if iso else None
+    """Someone else's text for a spreadsheet (bot/slack/calls/views.py's rule): cleaned,
+    never a formula, clipped only far beyond any value a provider takes."""
+    return _clipped_cell(value, CELL)

@@ -4,7 +4,8 @@ the worker, then the workflow saved with its address.
 The web process only reads the file's id from the submitted view, stores this job
 and acknowledges ("Saving…"). Here: `files.info` says where the file is and how big
 Slack says it is; its bytes are fetched from `url_private_download` with the bot
-token (sent to Slack's own hosts only), at most `AUDIO_MAX_BYTES` of them; the
+token (sent to Slack's own hosts only), at most `AUDIO_MAX_BYTES` of them, streamed
+(`bot/slack/files.py`, shared with the campaigns' spreadsheets); the
 content must be mp3 or wav (`bot/store/audio.py`, whatever the file's name says).
 A refused file changes nothing: the modal and a DM say why, naming the type or the
 size. A kept file gets an unguessable address, `PUBLIC_URL/audio/<name>`, which
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from slack_sdk.errors import SlackApiError
@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.jobs import Job, Kind, NewJob
 from bot.providers.base import WorkflowDraft
+from bot.slack import files
 from bot.slack.blocks import done_modal
 from bot.slack.calls.views import NAME
 from bot.slack.context import SlackContext
@@ -50,15 +51,6 @@ def fetch_job(body: dict, form: wv.WorkflowForm, draft: WorkflowDraft, file_id: 
     """Fetch the uploaded file `file_id`, then save `draft` with its address."""
     save = jobs.save_job(body, form, draft)
     return NewJob(FETCH, {**save.payload, "file_id": file_id}, lane=LANE)
-
-
-def megabytes(size: int) -> str:
-    """A file's size for people: `12 MB`, `2.4 MB`, `800 KB`."""
-    if size >= 10_000_000:
-        return f"{size / 1_000_000:.0f} MB"
-    if size >= 1_000_000:
-        return f"{size / 1_000_000:.1f} MB"
-    return f"{max(1, round(size / 1000))} KB"
 
 
 class AudioJobs:
@@ -106,70 +98,23 @@ class AudioJobs:
         await saver.save(job.model_copy(update={"payload": save_payload}))
 
     async def _download(self, file_id: str, cap: int) -> tuple[bytes, str]:
-        """The file's bytes and its name, or Refused saying why not."""
+        """The file's bytes and its name, or Refused saying why not (bot/slack/files.py)."""
         try:
-            info = await self.client.files_info(file=file_id)
-        except SlackApiError as exc:
-            error = str(exc.response.get("error") or exc.response.status_code)
-            hint = (
-                " The app needs Slack's files:read scope (manifest.yml): an admin should "
-                "add it and reinstall the app."
-                if error in ("missing_scope", "not_allowed_token_type")
-                else " Upload it again."
+            got = await files.download(
+                self.client,
+                file_id,
+                cap,
+                api_url=self.ctx.settings.slack_api_url,
+                http_timeout=DOWNLOAD_TIMEOUT,
             )
-            raise Refused(
-                f"the uploaded file could not be read from Slack ({error}).{hint}"
-            ) from None
-        file: dict[str, Any] = info.get("file") or {}
-        name = str(file.get("name") or file.get("title") or "The file")
-        size = file.get("size")
-        if isinstance(size, int) and size > cap:
-            raise Refused(self._too_big(name, size, cap))
-        url = str(file.get("url_private_download") or file.get("url_private") or "")
-        if not self._slack_host(url):
-            raise Refused(f"Slack gave no address of *{outside(name, NAME)}* to fetch it from.")
-        token = self.client.token or ""
-        content = bytearray()
-        try:
-            async with (
-                httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as http,
-                http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as answer,
-            ):
-                # httpx drops the Authorization header on a redirect to another host.
-                if answer.status_code != 200:
-                    raise Refused(
-                        f"Slack answered HTTP {answer.status_code} when the app fetched "
-                        f"*{outside(name, NAME)}*. Upload it again."
-                    )
-                async for chunk in answer.aiter_bytes():
-                    content += chunk
-                    if len(content) > cap:
-                        raise Refused(self._too_big(name, None, cap))
-        except httpx.HTTPError as exc:
-            raise Refused(
-                f"the app could not fetch *{outside(name, NAME)}* from Slack "
-                f"({type(exc).__name__}). Upload it again."
-            ) from None
-        return bytes(content), name
-
-    @staticmethod
-    def _too_big(name: str, size: int | None, cap: int) -> str:
-        what = f"is {megabytes(size)}" if size is not None else f"is larger than {megabytes(cap)}"
-        return (
-            f"*{outside(name, NAME)}* {what}; the most this app takes is {megabytes(cap)} "
-            "(AUDIO_MAX_BYTES). Upload a shorter recording, or an mp3 of a lower bitrate."
-        )
-
-    def _slack_host(self, url: str) -> bool:
-        """Whether `url` is one of Slack's, where the bot token may be sent: its API's host
-        (`SLACK_API_URL`) or `*.slack.com`, over https (or the API's own scheme)."""
-        parts, api = urlsplit(url), urlsplit(self.ctx.settings.slack_api_url)
-        if not parts.hostname:
-            return False
-        if parts.netloc == api.netloc and parts.scheme == api.scheme:
-            return True
-        host = parts.hostname.lower()
-        return parts.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com"))
+        except files.DownloadRefused as refused:
+            why = str(refused)
+            if refused.too_big:
+                why += (
+                    " (AUDIO_MAX_BYTES). Upload a shorter recording, or an mp3 of a lower bitrate."
+                )
+            raise Refused(why) from None
+        return got.content, got.name
 
     async def _refuse(self, payload: dict[str, Any], draft: WorkflowDraft, why: str) -> None:
         """Tell the uploader, in the modal and by DM, why nothing was saved."""

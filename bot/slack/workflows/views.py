@@ -21,7 +21,6 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     HeaderBlock,
     InputBlock,
-    InputInteractiveElement,
     MarkdownTextObject,
     Option,
     PlainTextInputElement,
@@ -29,6 +28,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
     StaticSelectElement,
 )
+from slack_sdk.models.blocks.block_elements import FileInputElement
 from slack_sdk.models.views import View
 
 from bot.core.models import RequestRecord
@@ -36,6 +36,7 @@ from bot.input import phones, templates
 from bot.providers.base import CallOutcome, Page, ProviderCall, ProviderRequest, Workflow
 from bot.slack.blocks import Message, md, number, plural, sandbox_blocks
 from bot.slack.calls.views import KEY, NAME, OUTCOME_WORDS, REF, keypad_replies, quote
+from bot.slack.files import megabytes
 from bot.slack.ids import ANY_STATUS, ActionId, BlockId, CallbackId
 from bot.text import clip, outside
 
@@ -486,25 +487,6 @@ def _text(
     )
 
 
-class FileInputElement(InputInteractiveElement):
-    """Slack's file input (`file_input`; slack_sdk has no model of it): up to `max_files`
-    files, offered only of the `filetypes` extensions (a convenience: the content is
-    checked when the file is fetched). Needs the `files:read` scope."""
-
-    type = "file_input"
-
-    @property
-    def attributes(self) -> set[str]:  # type: ignore[override]
-        return super().attributes.union({"filetypes", "max_files"})
-
-    def __init__(
-        self, *, action_id: str, filetypes: Sequence[str] | None = None, max_files: int = 1
-    ) -> None:
-        super().__init__(type=self.type, action_id=action_id)
-        self.filetypes = list(filetypes) if filetypes else None
-        self.max_files = max_files
-
-
 def _count_block(message: str, limit: int) -> ContextBlock:
     """The live line under an app-side workflow's message: its length against the
     provider's limit (what the field takes), updated as people type."""
@@ -514,17 +496,13 @@ def _count_block(message: str, limit: int) -> ContextBlock:
     )
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1_000_000:g} MB"
-
-
 def audio_upload_block(max_bytes: int) -> InputBlock:
     """The workflow modal's audio upload: one mp3 or wav file of at most `max_bytes`."""
     return InputBlock(
         block_id=BlockId.WF_AUDIO_FILE,
         label="Or upload a recorded message",
         optional=True,
-        hint=f"One mp3 or wav file of at most {_megabytes(max_bytes)}. The app keeps it "
+        hint=f"One mp3 or wav file of at most {megabytes(max_bytes)}. The app keeps it "
         "and gives the provider an unguessable address of this app to fetch it from.",
         element=FileInputElement(
             action_id=ActionId.WF_AUDIO_FILE_INPUT, filetypes=["mp3", "wav"], max_files=1
