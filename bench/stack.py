@@ -132,6 +132,8 @@ class Run:
             # measured, so they are off unless a benchmark sets them.
             "CALLING_HOURS": "00:00-24:00",
             "CALLS_PER_DAY_CAP": "0",
+            # What is measured is dispatch, not the click confirming a large send.
+            "CONFIRM_ABOVE": "100000",
         } | (env or {})
         cwd = self.folder / name
         cwd.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageDraw, ImageFont
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 WIDTH = 900
 ROW = 44
@@ -29,6 +31,8 @@ OTHER = (110, 119, 129)
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    from PIL import ImageFont
+
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # an older Pillow without scalable default fonts
@@ -37,6 +41,10 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 def outcome_chart(title: str, bars: Sequence[tuple[str, int]], total: int) -> bytes:
     """A PNG of `bars` (label, count), each with its count and share of `total`."""
+    # Imported here: only the worker drawing a campaign's end needs Pillow, and loading it
+    # at start would cost every process (the web's included) its memory.
+    from PIL import Image, ImageDraw
+
     height = TOP + ROW * max(1, len(bars)) + 30
     image = Image.new("RGB", (WIDTH, height), "white")
     draw = ImageDraw.Draw(image)
