@@ -447,6 +447,12 @@ policies:
     steps:
       - call: "+2348031234599x"
         wait: 1m
+  - name: Gone channel
+    channel: C0GONE
+    workflow: On-call alert
+    steps:
+      - call: "+2348031234567"
+        wait: 1m
 """
 
 
@@ -458,6 +464,14 @@ async def from_file(
     path.write_text(POLICIES_YAML)
     profile_phone(fake_slack, ADA, "+2348031234561")
     profile_phone(fake_slack, NOPHONE, None)
+    fake_slack.answer_with(
+        "conversations.info",
+        lambda call: (
+            {"ok": False, "error": "channel_not_found"}
+            if call.params.get("channel") == "C0GONE"
+            else {"ok": True, "channel": {"id": call.params.get("channel"), "is_archived": False}}
+        ),
+    )
     # The workflow exists at Intron before the app first starts: the first load cannot
     # see it (the list is not fetched yet) and the file is loaded again once it is.
     async with make_client(sandbox.url) as client:
@@ -499,6 +513,8 @@ async def test_the_file_loads_the_good_and_refuses_the_bad_naming_them(
     assert any("channel 'general' is not a channel id" in r for r in wrong), wrong
     assert any("workflow 'No such workflow' does not exist" in r for r in wrong), wrong
     assert any(r.startswith("policy 'Wrong channel': step 1: phone number") for r in wrong), wrong
+    gone = [r for r in refusals if r.startswith("policy 'Gone channel'")]
+    assert any("channel C0GONE is unknown to the app" in r for r in gone), refusals
     assert not any("2348031234599" in r or "2348031234568" in r for r in refusals)  # masked
 
     # Listed read-only, with Test; admins (everyone, here) see what was refused
@@ -506,7 +522,7 @@ async def test_the_file_loads_the_good_and_refuses_the_bad_naming_them(
     assert_valid_blocks(listing["blocks"])
     text = shown(listing["blocks"])
     assert "kept as code (ESCALATION_POLICIES_FILE): read-only here" in text
-    assert "ESCALATION_POLICIES_FILE`: 5 refusals at start" in text
+    assert "ESCALATION_POLICIES_FILE`: 6 refusals at start" in text
     assert "wait &#39;2s&#39;" in text or "wait '2s' is too short" in text
     actions = buttons(listing["blocks"])
     assert actions[ActionId.POLICY_TEST] == [policy.id]

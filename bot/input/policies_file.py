@@ -33,7 +33,14 @@ from typing import Any
 
 import yaml
 
-from bot.core.policy_checks import Issue, PhoneLookup, PolicyChecker, PolicyDraft, StepDraft
+from bot.core.policy_checks import (
+    ChannelCheck,
+    Issue,
+    PhoneLookup,
+    PolicyChecker,
+    PolicyDraft,
+    StepDraft,
+)
 from bot.input.phones import mask
 from bot.store import Store
 
@@ -140,6 +147,7 @@ async def load_policies_file(
     checker: PolicyChecker,
     *,
     phones: PhoneLookup | None,
+    channel_problem: ChannelCheck | None = None,
 ) -> list[str]:
     """Load the policies kept as code in place of those loaded before, and keep the
     refusals (for the Home tab, `file_refusals`); each refusal is logged. Never raises
@@ -160,7 +168,9 @@ async def load_policies_file(
             )
             continue
         names.add(draft.name.casefold())
-        checked = await checker.check(draft, phones=phones, unknown_profiles_ok=True)
+        checked = await checker.check(
+            draft, phones=phones, channel_problem=channel_problem, unknown_profiles_ok=True
+        )
         for warning in checked.warnings:
             log.warning("ESCALATION_POLICIES_FILE: policy '%s': %s", draft.name, masked(warning))
         if checked.policy is None:

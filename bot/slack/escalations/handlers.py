@@ -158,11 +158,22 @@ async def channel_problem(ctx: SlackContext, channel: str) -> str | None:
     return None
 
 
+async def file_channel_problem(ctx: SlackContext, channel: str) -> str | None:
+    """`channel_problem` for the file: only what Slack says for certain (no such channel,
+    the app not in a private one, archived) refuses the policy; Slack slow or unsure at
+    start is logged, and the policy loads."""
+    problem = await channel_problem(ctx, channel)
+    if problem is not None and problem.startswith("could not check"):
+        log.warning("ESCALATION_POLICIES_FILE: %s; loaded without that check", problem)
+        return None
+    return problem
+
+
 async def load_file_at_start(ctx: SlackContext, *, retry: bool = True) -> list[str]:
     """ESCALATION_POLICIES_FILE, loaded by the worker as it starts (the `policies.load`
     job, queued by bot/app.py's make_worker; the web process does not load it): each
-    policy checked as one saved in Slack is, except the channel (its id's form only: no
-    Slack call per channel at start); refusals are logged and kept for the Home tab.
+    policy checked as one saved in Slack is (a channel Slack cannot answer for at start
+    is only logged); refusals are logged and kept for the Home tab.
     Never raises: the app starts with the good ones. On a first start the provider's
     workflow list may not be fetched yet when the load begins, so a refusal then loads
     the file again once it is (`RELOAD`)."""
@@ -172,7 +183,11 @@ async def load_file_at_start(ctx: SlackContext, *, retry: bool = True) -> list[s
     unfetched = _workflows_unfetched(ctx)
     try:
         refusals = await load_policies_file(
-            path, ctx.store, checker(ctx), phones=partial(profile_phones, ctx)
+            path,
+            ctx.store,
+            checker(ctx),
+            phones=partial(profile_phones, ctx),
+            channel_problem=partial(file_channel_problem, ctx),
         )
     except Exception:
         log.exception("ESCALATION_POLICIES_FILE: could not be loaded")
