@@ -123,6 +123,7 @@ class Harness:
     async def start_worker(self) -> Worker:
         self._worker_stack = AsyncExitStack()
         runtime = await self._worker_stack.enter_async_context(open_runtime(self.settings()))
+        self.worker_runtime = runtime  # the worker's own (`running` is the web's)
         self.worker = make_worker(runtime)
         self.worker_task = asyncio.create_task(self.worker.run(), name="test worker")
         return self.worker

@@ -406,3 +406,54 @@ async def test_the_end_waits_for_its_parent_a_bounded_time_then_goes_to_the_dm(
     campaign = harness.store.campaigns.get(campaign_id)
     _channel, ts = campaign["preview"]["moved"]
     assert campaign["end_posted"] == 3 and len(harness.fake.files(None, ts)) == 2
+
+
+# ---------------------------------------------------------------- held while paused
+
+
+async def test_a_scheduled_request_its_owner_holds_back_waits_until_let_go(
+    harness: Harness, sandbox: Sandbox
+) -> None:
+    """The core asks what ordered a request before dialling a scheduled one (`holds`):
+    held, it is not dialled at its time; let go, it is dialled once."""
+    from tests.test_scheduling import REMINDER as SCHEDULED
+    from tests.test_scheduling import iso, schedule, soon
+
+    workflow = await harness.create_workflow(SCHEDULED)
+    record = await schedule(harness, workflow, iso(soon(1)))
+    holding = {record.id}
+    service = harness.worker_runtime.service  # the worker's: it dials
+    service.holds.append(lambda r: 0.3 if r.id in holding else None)
+    await asyncio.sleep(2.5)  # past its time
+    assert sandbox.state.numbers_called() == {}
+    assert harness.store.requests.get(record.id).status == "scheduled"
+    holding.clear()
+    await harness.wait_until(lambda: sandbox.state.numbers_called(), timeout=5)
+    assert sum(sandbox.state.numbers_called().values()) == 1
+
+
+async def test_a_paused_campaign_holds_its_waiting_parts_and_resume_lets_them_go(
+    night: Harness, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk already partly sent (a Nairobi number inside its hours, dialled at once; a
+    Lagos one waiting two hours for its own) is not taken back by Pause: its waiting part
+    is held while the campaign is paused, and let go when it resumes."""
+    monkeypatch.setattr(core_campaigns, "CHUNK", 2)
+    workflow = await night.create_workflow(REMINDER)
+    await submit(night, sheet(["+254712345671", numbers(1)[0]]), "list.csv", workflow)
+    campaign_id = await send(night, await preview(night))
+    await night.wait_until(lambda: sandbox.state.numbers_called(), timeout=10)
+    rows = requests_of(night, campaign_id)
+    [waiting] = [r for r in rows if r["status"] == "scheduled"]
+    record = night.store.requests.get(waiting["id"])
+    campaigns = night.running.campaigns
+    assert campaigns.held(record) is None  # running: it goes at its window
+    ts = await parent_ts(night, campaign_id)
+    await click(night, ActionId.CAMPAIGN_PAUSE, campaign_id, channel="C1", ts=ts)
+    await night.wait_until(lambda: night.store.campaigns.get(campaign_id)["status"] == "paused")
+    assert night.store.requests.get(record.id).status == "scheduled"  # not taken back
+    assert campaigns.held(record) == core_campaigns.PAUSED_RECHECK  # ...but held
+    await click(night, ActionId.CAMPAIGN_RESUME, campaign_id, channel="C1", ts=ts)
+    await night.wait_until(lambda: night.store.campaigns.get(campaign_id)["status"] == "running")
+    assert campaigns.held(record) is None
+    assert sandbox.state.numbers_called() == {"+254712345671": 1}

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 PUMP = "campaign.pump"
 PUMP_LANE = "default"
 SOURCE = "campaign"
+PAUSED_RECHECK = 10.0  # seconds: how often a paused campaign's waiting part looks again
 CHUNK = 25  # recipients a chunk carries at most (and never more than a submission may)
 QUEUE_SECONDS = 2.0  # chunks accepted ahead of the rate limit: about this long of submits
 IN_FLIGHT = 1_000  # calls in flight at most when the provider states no limit of its own
@@ -250,6 +251,19 @@ class CampaignService:
         self._consent = consent
         self.listeners: list[CampaignListener] = []
         calls.listeners.append(self)
+        calls.holds.append(self.held)
+
+    def held(self, record: RequestRecord) -> float | None:
+        """The waiting part (calling hours) of a paused campaign's chunk that was already
+        partly sent is held until the campaign resumes (asked again every PAUSED_RECHECK
+        s); chunks none of whose parts was sent are taken back by Pause instead."""
+        if record.source != SOURCE:
+            return None
+        campaign_id = self.campaigns.campaign_of(record.part_of or record.id)
+        campaign = self.campaigns.get(campaign_id) if campaign_id else None
+        if campaign is not None and campaign["status"] == CampaignStatus.PAUSED:
+            return PAUSED_RECHECK
+        return None
 
     @property
     def consent(self) -> Consent:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -160,6 +160,9 @@ class CallService:
         self.allowed_number_types = frozenset(allowed_number_types)
         self.reconcile_after = reconcile_after
         self.listeners: list[Listener] = []
+        # Front ends that order requests for something of their own may hold a waiting one
+        # back for a while (a paused campaign): seconds to wait, or None to let it go.
+        self.holds: list[Callable[[RequestRecord], float | None]] = []
 
     # ------------------------------------------------------------ accepting
 
@@ -396,6 +399,7 @@ class CallService:
             if (early := -_late_by(record, signed=True)) > 0.5:  # never before its time
                 raise RetryLater(early, "not due yet")
             self._hold_for_hours(record)  # raises RetryLater when its hours are over
+            self._held(record)  # ...or when its owner holds it back
             if (moved := self._due(record)) is None:
                 return  # cancelled meanwhile: never dialled
             record = moved
@@ -429,6 +433,13 @@ class CallService:
         if self._not_called(record):
             return  # every recipient refused just before the dial: nobody to call
         await self._submit(record, provider)
+
+    def _held(self, record: RequestRecord) -> None:
+        """A scheduled request its owner holds back (`holds`) waits: RetryLater, and the
+        owner is asked again then."""
+        for hold in self.holds:
+            if (delay := hold(record)) is not None:
+                raise RetryLater(delay, "held back by what ordered it")
 
     def _hold_for_hours(self, record: RequestRecord, *, may_drop: bool = True) -> None:
         """Just before a request is dialled (scheduled and due, or accepted and reached
