@@ -524,24 +524,8 @@ class CallService:
             f"{until.astimezone(UTC):%Y-%m-%d %H:%M} UTC: send it again then"
             for position, (phone, until) in waiting.items()
         }
-        results = {
-            position: {
-                "provider_call_id": None,
-                "outcome": CallOutcome.CANCELLED,
-                "provider_status": f"{NOT_CALLED}: {RULE_HOURS}",
-                "duration": None,
-                "key_pressed": None,
-            }
-            for position in waiting
-        }
         with self.store.write():
-            self.requests.record_results(record.id, results)
-            self.store.audit.record(
-                "consent",
-                "request.not_called",
-                record.id,
-                {"calls": [f"{p}: {r}" for p, r in sorted(reasons.items())]},
-            )
+            self._record_not_called(record, {p: (RULE_HOURS, r) for p, r in reasons.items()})
             self._changed(record, Event.PROGRESS)
 
     def _not_called(self, record: RequestRecord) -> bool:
@@ -562,31 +546,38 @@ class CallService:
         }
         if not refused:
             return False
-        results = {
-            position: {
-                "provider_call_id": None,
-                "outcome": CallOutcome.CANCELLED,
-                "provider_status": f"{NOT_CALLED}: {refusal.rule}",
-                "duration": None,
-                "key_pressed": None,
-            }
-            for position, refusal in refused.items()
-        }
         everyone = len(refused) == len(calls)
         with self.store.write():
-            self.requests.record_results(record.id, results)
-            self.store.audit.record(
-                "consent",
-                "request.not_called",
-                record.id,
-                {"calls": [f"{p}: {r.reason}" for p, r in sorted(refused.items())]},
-            )
+            self._record_not_called(record, {p: (r.rule, r.reason) for p, r in refused.items()})
             if everyone:
                 calls_now = self.requests.calls(record.id)
                 self._record(record, calls_now, {}, final=True, ref=None, source="consent")
             else:
                 self._changed(record, Event.PROGRESS)
         return everyone
+
+    def _record_not_called(
+        self, record: RequestRecord, refused: Mapping[int, tuple[str, str]]
+    ) -> None:
+        """These recipients (position → the rule, and why in words) are recorded as not
+        called, with one audit row; inside the caller's transaction."""
+        results = {
+            position: {
+                "provider_call_id": None,
+                "outcome": CallOutcome.CANCELLED,
+                "provider_status": f"{NOT_CALLED}: {rule}",
+                "duration": None,
+                "key_pressed": None,
+            }
+            for position, (rule, _) in refused.items()
+        }
+        self.requests.record_results(record.id, results)
+        self.store.audit.record(
+            "consent",
+            "request.not_called",
+            record.id,
+            {"calls": [f"{p}: {why}" for p, (_, why) in sorted(refused.items())]},
+        )
 
     async def _submit(self, record: RequestRecord, provider: Provider) -> None:
         order = self.order_for(record, provider)
